@@ -1,0 +1,102 @@
+"""Configuration: defaults here, overridden by FEEREG_* environment variables."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class Defaults:
+    SECRET_KEY = None  # set from FEEREG_SECRET_KEY or an instance file, never a constant
+    SQLALCHEMY_DATABASE_URI = None  # default filled in by load_config (instance folder)
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SEARCH_DIR = None
+    REDIS_URL = None
+
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    LANGUAGES = ("zh", "en")
+
+    WTF_CSRF_TIME_LIMIT = None  # a long import preview must not expire mid-review
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+
+    #: Uploads: whole request size, and rows per import file.
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+    IMPORT_MAX_ROWS = 50_000
+    #: XLSX is a zip: refuse archives that would inflate beyond this.
+    IMPORT_MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+
+    PASSWORD_MIN_LENGTH = 10
+    PAGE_SIZE = 50
+
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+
+    #: Exchange rates to CNY, dated; later issues rank and compare by them.
+    EXCHANGE_RATES = {"as_of": "2026-11-01", "CNY": "1", "USD": "7.12", "HKD": "0.915"}
+
+# Environment variables (FEEREG_<NAME>) that override the defaults; JSON values are parsed.
+_ENV_KEYS = {
+    "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "SECRET_KEY": "SECRET_KEY",
+    "SEARCH_DIR": "SEARCH_DIR",
+    "REDIS_URL": "REDIS_URL",
+    "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
+    "IMPORT_MAX_ROWS": "IMPORT_MAX_ROWS",
+    "SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
+    "EXCHANGE_RATES": "EXCHANGE_RATES",
+    "PASSWORD_MIN_LENGTH": "PASSWORD_MIN_LENGTH",
+}
+
+
+def _parse(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def from_environment(environ=os.environ) -> dict:
+    found = {}
+    for env_name, key in _ENV_KEYS.items():
+        if f"FEEREG_{env_name}" in environ:
+            raw = environ[f"FEEREG_{env_name}"]
+            found[key] = raw if key in ("SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SEARCH_DIR", "REDIS_URL") else _parse(raw)
+    return found
+
+
+def normalise_database_url(url: str) -> str:
+    # "postgresql://" means psycopg 2 to SQLAlchemy; feereg ships psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """A per-installation random key kept in the instance folder, made on first start."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(os.urandom(32).hex())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def finish(app) -> None:
+    """Fill in the defaults that depend on the instance folder."""
+    cfg = app.config
+    instance = Path(app.instance_path)
+    if not cfg.get("SQLALCHEMY_DATABASE_URI"):
+        instance.mkdir(parents=True, exist_ok=True)
+        cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'feereg.sqlite'}"
+    cfg["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    if not cfg.get("SEARCH_DIR"):
+        cfg["SEARCH_DIR"] = str(instance / "search")
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = instance_secret_key(app.instance_path)
+    if cfg.get("REDIS_URL") and cfg.get("RATELIMIT_STORAGE_URI", "memory://") == "memory://":
+        cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]

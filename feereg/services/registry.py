@@ -1,0 +1,218 @@
+"""Writes to fee schedules. Every published change goes through `_append_version`,
+which locks the firm row, extends its hash chain and hands the new versions to the
+hooks (anomaly checks now, search indexing after commit). Functions flush; the caller
+commits once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..models import PUBLISHED_FIELDS, FeeItem, FeeItemVersion, Firm
+from ..models.types import utcnow
+from . import audit, history, hooks
+from .errors import FirmSuspended, NothingToPublish, PermissionDenied, StaleItem
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def today() -> date:
+    """The registry's calendar day: effective dates are Shenzhen dates."""
+    return datetime.now(LOCAL_TZ).date()
+
+
+def can_edit(actor, firm: Firm) -> bool:
+    if actor is None:
+        return False
+    if actor.role == "admin":
+        return True
+    return actor.role == "publisher" and actor.firm_id == firm.id
+
+
+def ensure_can_edit(actor, firm: Firm) -> None:
+    if not can_edit(actor, firm):
+        raise PermissionDenied(_l("You may only change your own firm's fee schedule."))
+    if firm.is_suspended:
+        raise FirmSuspended(_l("This firm is suspended and cannot publish: %(reason)s",
+                               reason=firm.status_reason or "—"))
+
+
+def _check_lock(item: FeeItem, expected_lock: int | None) -> None:
+    if expected_lock is not None and int(expected_lock) != item.lock_version:
+        raise StaleItem(_l("This item was changed by someone else since you opened it. "
+                           "Review the current values and make your change again."))
+
+
+def _check_effective_date(effective_from: date, allow_backdate: bool) -> None:
+    if not allow_backdate and effective_from < today():
+        raise NothingToPublish(_l("The effective date %(date)s is in the past; published history "
+                                  "cannot be back-dated.", date=effective_from.isoformat()))
+
+
+def create_draft(session: Session, firm: Firm, values: dict, actor) -> FeeItem:
+    ensure_can_edit(actor, firm)
+    item = FeeItem(firm_id=firm.id, status="draft", has_draft=True)
+    _assign(item, values)
+    session.add(item)
+    session.flush()
+    audit.record(session, "item.create", actor, item, firm.id)
+    hooks.items_changed(session, [item.id])
+    return item
+
+
+def update_draft(session: Session, item: FeeItem, values: dict, actor, expected_lock: int | None) -> FeeItem:
+    ensure_can_edit(actor, item.firm)
+    _check_lock(item, expected_lock)
+    if _differs(item, values):
+        _assign(item, values)
+        item.has_draft = _differs_from_published(session, item)
+        _flush_guarded(session)
+        hooks.items_changed(session, [item.id])
+    return item
+
+
+def publish_item(session: Session, item: FeeItem, actor, effective_from: date, reason: str = "",
+                 expected_lock: int | None = None, allow_backdate: bool = False) -> FeeItemVersion:
+    ensure_can_edit(actor, item.firm)
+    _check_lock(item, expected_lock)
+    _check_effective_date(effective_from, allow_backdate)
+    if item.status == "published" and not _differs_from_published(session, item):
+        raise NothingToPublish(_l("Nothing has changed since the last published version."))
+    firm = _lock_firm(session, item.firm_id)
+    version = _append_version(session, firm, item, "publish", effective_from, actor, reason)
+    audit.record(session, "item.publish", actor, item, firm.id, seq=version.seq,
+                 effective_from=effective_from.isoformat())
+    hooks.published(session, [version])
+    return version
+
+
+def withdraw_item(session: Session, item: FeeItem, actor, effective_from: date, reason: str = "",
+                  expected_lock: int | None = None, allow_backdate: bool = False) -> FeeItemVersion:
+    ensure_can_edit(actor, item.firm)
+    _check_lock(item, expected_lock)
+    _check_effective_date(effective_from, allow_backdate)
+    if item.status != "published":
+        raise NothingToPublish(_l("Only a published item can be withdrawn."))
+    last = history.latest_version(session, item)
+    firm = _lock_firm(session, item.firm_id)
+    # The withdrawal records what was withdrawn: the last published values, not the draft.
+    version = _append_version(session, firm, item, "withdraw", effective_from, actor, reason,
+                              values=last.published_values() if last else None)
+    audit.record(session, "item.withdraw", actor, item, firm.id, seq=version.seq)
+    hooks.published(session, [version])
+    return version
+
+
+def discard_draft(session: Session, item: FeeItem, actor, expected_lock: int | None = None) -> FeeItem | None:
+    """Drop unpublished edits: back to the published values, or delete a never-published item."""
+    ensure_can_edit(actor, item.firm)
+    _check_lock(item, expected_lock)
+    last = history.latest_version(session, item)
+    if last is None:
+        audit.record(session, "item.delete_draft", actor, item, item.firm_id)
+        session.delete(item)
+        session.flush()
+        return None
+    _assign(item, last.published_values())
+    item.has_draft = False
+    _flush_guarded(session)
+    return item
+
+
+@dataclass
+class Change:
+    """One item to publish in a batch: an existing item (or None for a new one) and its values."""
+    item: FeeItem | None
+    values: dict
+    effective_from: date
+    kind: str = "publish"
+    meta: dict = field(default_factory=dict)
+
+
+def publish_changes(session: Session, firm: Firm, changes: list[Change], actor, reason: str = "",
+                    allow_backdate: bool = False) -> list[FeeItemVersion]:
+    """Publish many items of one firm in one chain extension (imports, the demo loader)."""
+    ensure_can_edit(actor, firm)
+    for change in changes:
+        _check_effective_date(change.effective_from, allow_backdate)
+    firm = _lock_firm(session, firm.id)
+    versions = []
+    for change in changes:
+        item = change.item
+        if item is None:
+            item = FeeItem(firm_id=firm.id, status="draft", has_draft=True)
+            _assign(item, change.values)
+            session.add(item)
+            session.flush()
+        elif change.kind == "publish":
+            _assign(item, change.values)
+        values = change.values if change.kind == "withdraw" else None
+        versions.append(_append_version(session, firm, item, change.kind, change.effective_from,
+                                        actor, reason, values=values, flush=False))
+    _flush_guarded(session)
+    if versions:
+        audit.record(session, "items.publish_batch", actor, firm, firm.id, count=len(versions),
+                     first_seq=versions[0].seq, last_seq=versions[-1].seq)
+    hooks.published(session, versions)
+    return versions
+
+
+def _lock_firm(session: Session, firm_id: int) -> Firm:
+    # Serialise one firm's publishes so its chain never forks; populate_existing
+    # re-reads the chain head another transaction may have just moved.
+    firm = session.execute(
+        select(Firm).where(Firm.id == firm_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    if firm.is_suspended:
+        raise FirmSuspended(_l("This firm is suspended and cannot publish."))
+    return firm
+
+
+def _append_version(session: Session, firm: Firm, item: FeeItem, kind: str, effective_from: date,
+                    actor, reason: str, values: dict | None = None, flush: bool = True) -> FeeItemVersion:
+    snapshot = values if values is not None else item.published_values()
+    version = FeeItemVersion(
+        item_id=item.id, firm_id=firm.id, seq=firm.chain_seq + 1, kind=kind,
+        effective_from=effective_from, published_at=utcnow(),
+        published_by_id=getattr(actor, "id", None), reason=reason or "", prev_hash=firm.chain_head or "",
+        **{name: snapshot[name] for name in PUBLISHED_FIELDS},
+    )
+    version.hash = history.compute_hash(version, firm.credit_code)
+    firm.chain_seq, firm.chain_head = version.seq, version.hash
+    item.status = "withdrawn" if kind == "withdraw" else "published"
+    item.has_draft = False
+    session.add(version)
+    if flush:
+        _flush_guarded(session)
+    return version
+
+
+def _assign(item: FeeItem, values: dict) -> None:
+    for name in PUBLISHED_FIELDS:
+        if name in values:
+            setattr(item, name, values[name])
+
+
+def _differs(item: FeeItem, values: dict) -> bool:
+    return any(getattr(item, k) != v for k, v in values.items() if k in PUBLISHED_FIELDS)
+
+
+def _differs_from_published(session: Session, item: FeeItem) -> bool:
+    last = history.latest_version(session, item)
+    if last is None or last.kind == "withdraw":
+        return True
+    return last.published_values() != item.published_values()
+
+
+def _flush_guarded(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise StaleItem(_l("This item was changed by someone else since you opened it. "
+                           "Review the current values and make your change again.")) from exc
