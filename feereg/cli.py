@@ -1,0 +1,195 @@
+"""The `feereg` command group. Commands call services; they never repeat their logic."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import func, select
+
+from .extensions import db
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True, add_version_option=False)
+def main():
+    """feereg: the port fee disclosure registry."""
+
+
+def _actor_admin():
+    """The operator account the CLI acts as: a transient admin with no id (recorded as the system)."""
+    from .models import User
+
+    return User(id=None, email="cli@localhost", role="admin", password_hash="!")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve):
+        app.cli.add_command(command)
+
+
+@click.group("catalog")
+def catalog():
+    """The standard fee catalog."""
+
+
+@catalog.command("load")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None)
+@with_appcontext
+def catalog_load(path):
+    """Insert or update the fee catalog from its CSV (the shipped one by default)."""
+    from .services.catalog import CATALOG_FILE, load_catalog
+
+    added, updated = load_catalog(db.session, Path(path) if path else CATALOG_FILE)
+    db.session.commit()
+    click.echo(f"catalog: {added} added, {updated} updated")
+
+
+@click.command("demo")
+@click.option("--firms", type=int, default=None, help="Number of firms (default 679, or items/6 when larger).")
+@click.option("--items", type=int, default=3751, show_default=True)
+@click.option("--seed", type=int, default=20261123, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the registry already holds firms.")
+@click.option("--planted", type=click.Path(dir_okay=False), default=None,
+              help="Write the planted irregularities to this JSON file.")
+@with_appcontext
+def demo(firms, items, seed, if_empty, planted):
+    """Load the generated, clearly labelled synthetic demo registry."""
+    from .demo.generator import generate
+    from .models import Firm
+
+    if db.session.scalar(select(func.count()).select_from(Firm)):
+        if if_empty:
+            click.echo("demo: the registry already holds firms; nothing loaded")
+            return
+        raise click.ClickException("the registry already holds firms; use a fresh database")
+    firms = firms or max(679, items // 6)
+    with click.progressbar(length=items, label="demo items", file=sys.stderr) as bar:
+        report = generate(db.session, firms=firms, items=items, seed=seed, progress=bar.update,
+                          planted_path=planted)
+    db.session.commit()
+    click.echo(f"demo: {report.firms} firms, {report.items} items, {report.versions} versions, "
+               f"{len(report.planted)} planted irregularities in {report.seconds:.1f} s")
+    click.echo("demo logins (password demo-password-1): " + ", ".join(report.users))
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--effective-from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Effective date for rows without one (default: today).")
+@click.option("--dry-run", is_flag=True, help="Validate and show the preview; write nothing.")
+@click.option("--allow-backdate", is_flag=True, help="Accept past effective dates (loading historic schedules).")
+@with_appcontext
+def import_file(path, effective_from, dry_run, allow_backdate):
+    """Import a firms or fee items file (CSV or XLSX) as the operator: all rows or none."""
+    from .services import imports
+
+    content = Path(path).read_bytes()
+    actor = _actor_admin()
+    default = effective_from.date() if effective_from else None
+    preview = imports.preview_file(db.session, Path(path).name, content, actor, default, allow_backdate)
+    for note in preview.notes:
+        click.echo(f"note: {note}")
+    if not preview.ok:
+        for error in preview.errors:
+            click.echo(f"error: {error}", err=True)
+        db.session.rollback()
+        raise click.ClickException(f"{len(preview.errors)} error(s); nothing was imported")
+    counts = preview.counts
+    click.echo(f"{preview.kind}: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged")
+    if dry_run:
+        db.session.rollback()
+        click.echo("dry run: nothing written")
+        return
+    imports.apply_preview(db.session, preview, actor, allow_backdate=allow_backdate)
+    db.session.commit()
+    click.echo("imported")
+
+
+@click.command("verify")
+@with_appcontext
+def verify():
+    """Check every firm's hash chain; name each firm and version that fails."""
+    from .models import Firm
+    from .services.history import verify_all
+
+    total = db.session.scalar(select(func.count()).select_from(Firm)) or 0
+    with click.progressbar(length=total, label="verifying firms", file=sys.stderr) as bar:
+        checked, problems = verify_all(db.session, progress=bar.update)
+    for problem in problems:
+        click.echo(f"FAIL {problem}", err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {len({p.firm_id for p in problems})} firm(s)")
+    click.echo(f"verify: {checked} firm chains intact")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["regulator", "admin", "publisher"]), required=True)
+@click.option("--firm", "firm_code", default=None, help="Credit code of the firm (publishers only).")
+@click.option("--name", default="")
+@click.option("--password", default=None, help="Read from FEEREG_PASSWORD or asked for when omitted.")
+@with_appcontext
+def create_user(email, role, firm_code, name, password):
+    """Create a user account (regulators and admins are created only this way)."""
+    from .services import accounts, firms
+    from .services.errors import ServiceError
+
+    firm = None
+    if firm_code:
+        firm = firms.find_by_credit_code(db.session, firm_code)
+        if firm is None:
+            raise click.ClickException(f"no firm with credit code {firm_code}")
+    password = password or os.environ.get("FEEREG_PASSWORD")
+    if not password:
+        password = getpass.getpass("password: ")
+    try:
+        user = accounts.create_user(db.session, email, password, role, firm, name=name, actor=_actor_admin())
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created {user.role} {user.email}")
+
+
+@click.command("firm-status")
+@click.argument("credit_code")
+@click.argument("status", type=click.Choice(["suspended", "active"]))
+@click.option("--reason", default="", help="Shown on the firm's pages while suspended.")
+@with_appcontext
+def firm_status(credit_code, status, reason):
+    """Suspend a firm (it cannot publish; its pages say so) or reinstate it."""
+    from .services import firms
+
+    firm = firms.find_by_credit_code(db.session, credit_code)
+    if firm is None:
+        raise click.ClickException(f"no firm with credit code {credit_code}")
+    if status == "suspended" and not reason:
+        raise click.ClickException("give --reason for a suspension")
+    firms.set_status(db.session, firm, status, reason, _actor_admin())
+    db.session.commit()
+    click.echo(f"{firm.credit_code} {firm.name_zh}: {status}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@with_appcontext
+def serve(host, port, workers):
+    """Serve the site with gunicorn (the production server)."""
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+            "--access-logfile", "-", "feereg.wsgi:app"]
+    click.echo(f"feereg on http://{host}:{port}/")
+    os.execvp(args[0], args)

@@ -1,0 +1,1 @@
+"""Forms, one module per area. Every form that changes state carries a CSRF token."""

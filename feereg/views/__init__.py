@@ -1,0 +1,13 @@
+"""One blueprint per audience."""
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import account, admin, api, public, publisher, regulator
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(account.bp, url_prefix="/account")
+    app.register_blueprint(publisher.bp, url_prefix="/publisher")
+    app.register_blueprint(regulator.bp, url_prefix="/regulator")
+    app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(api.bp, url_prefix="/api/v1")

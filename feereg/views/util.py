@@ -1,0 +1,24 @@
+"""Small helpers shared by the views."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, request
+
+
+def page_arg() -> int:
+    try:
+        return max(1, min(int(request.args.get("page", 1)), 100_000))
+    except ValueError:
+        return 1
+
+
+def date_arg(name: str = "on") -> date | None:
+    """A ?on=YYYY-MM-DD argument; a malformed one is a 400, not a silent 'today'."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        abort(400, description=f"{name} must be a date as YYYY-MM-DD")
