@@ -5,6 +5,7 @@ Where CI=true an unreachable PostgreSQL fails the run; elsewhere it skips, loudl
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import uuid
@@ -13,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from feereg import create_app
@@ -87,9 +89,19 @@ def _test_config(database_url: str, tmp: Path) -> dict:
     }
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in an empty context, as in production, not inside the test's own
+    app context: otherwise Flask reuses that context and `g` (the logged-in user, the
+    chosen language) would leak from one request, or one client, to the next."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(migrated, tmp_path):
     app = create_app(_test_config(migrated, tmp_path))
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.remove()
