@@ -85,6 +85,7 @@ def _test_config(database_url: str, tmp: Path) -> dict:
         "SEARCH_DIR": str(tmp / "search"),
         "RATELIMIT_ENABLED": False,
         "PASSWORD_MIN_LENGTH": 10,
+        "PASSWORD_HASH_FAST": True,
         "SERVER_NAME": None,
     }
 

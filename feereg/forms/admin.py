@@ -4,11 +4,11 @@ from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional
 
-from .base import BaseForm
+from .base import BaseForm, choices
 
 
 class FirmStatusForm(BaseForm):
-    status = SelectField(_l("Status"), choices=[("active", _l("active")), ("suspended", _l("suspended"))])
+    status = SelectField(_l("Status"), choices=choices([("active", _l("active")), ("suspended", _l("suspended"))]))
     reason = StringField(_l("Reason (shown on the firm's pages)"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Save"))
 
@@ -21,5 +21,5 @@ class FirmStatusForm(BaseForm):
 
 
 class UserActiveForm(BaseForm):
-    action = SelectField(choices=[("disable", _l("Disable")), ("enable", _l("Enable"))], validators=[InputRequired()])
+    action = SelectField(choices=choices([("disable", _l("Disable")), ("enable", _l("Enable"))]), validators=[InputRequired()])
     submit = SubmitField(_l("Save"))

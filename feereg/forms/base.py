@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, widgets
+from wtforms import SelectChoice, SelectMultipleField, widgets
 
 from .. import codes
 
@@ -23,15 +23,19 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
-def code_choices(table: dict, lang: str, any_label: bool = False) -> list[tuple[str, str]]:
-    choices = [(c.code, f"{c.label(lang)}") for c in table.values()]
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def code_choices(table: dict, lang: str, any_label: bool = False) -> list[SelectChoice]:
+    pairs = [(c.code, c.label(lang)) for c in table.values()]
     if any_label:
-        choices.insert(0, ("", codes.ANY.label(lang)))
-    return choices
+        pairs.insert(0, ("", codes.ANY.label(lang)))
+    return choices(pairs)
 
 
-def port_choices(lang: str) -> list[tuple[str, str]]:
-    return [(p.code, p.label(lang)) for p in codes.PORTS.values()]
+def port_choices(lang: str) -> list[SelectChoice]:
+    return choices((p.code, p.label(lang)) for p in codes.PORTS.values())
 
 
 REQUIRED = _l("is required")

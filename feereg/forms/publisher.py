@@ -9,7 +9,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from .. import codes
 from ..item_fields import clean_item_values
 from ..services.registry import today
-from .base import BaseForm, MultiCheckboxField, code_choices, port_choices
+from .base import BaseForm, MultiCheckboxField, choices, code_choices, port_choices
 
 
 class FeeItemForm(BaseForm):
@@ -47,9 +47,8 @@ class FeeItemForm(BaseForm):
         super().__init__(*args, **kwargs)
         self.catalog = catalog
         self.cleaned: dict = {}
-        self.fee_type.choices = [
-            (ft.code, f"{ft.code} · {ft.display_name(lang)}") for ft in catalog.types.values()
-        ]
+        self.fee_type.choices = choices(
+            (ft.code, f"{ft.code} · {ft.display_name(lang)}") for ft in catalog.types.values())
         self.unit.choices = code_choices(codes.UNITS, lang)
         self.container_size.choices = code_choices(codes.CONTAINER_SIZES, lang, any_label=True)
         self.cargo_scope.choices = code_choices(codes.CARGO_SCOPES, lang, any_label=True)

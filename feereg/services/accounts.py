@@ -15,7 +15,13 @@ from ..models.types import utcnow
 from . import audit
 from .errors import InvalidInput
 
-_hasher = PasswordHasher()
+_STRONG = PasswordHasher()
+#: Only for test suites (config PASSWORD_HASH_FAST): same algorithm, minimal cost.
+_FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def _hasher() -> PasswordHasher:
+    return _FAST if current_app.config.get("PASSWORD_HASH_FAST") else _STRONG
 
 #: After this many failed logins in a row the account is locked for LOCKOUT.
 MAX_FAILED_LOGINS = 5
@@ -24,12 +30,12 @@ ROLES = ("publisher", "regulator", "admin")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def password_matches(user: User, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password)
+        return _hasher().verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -82,7 +88,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
     user = find_by_email(session, email or "")
     now = utcnow()
     if user is None:
-        _hasher.hash(password or "x")  # same work either way: no account-probing by timing
+        _hasher().hash(password or "x")  # same work either way: no account-probing by timing
         audit.record(session, "login.failed", None, None, email=(email or "")[:200])
         raise LoginRefused(_l("Wrong e-mail or password."))
     if user.locked_until and user.locked_until > now:
@@ -97,7 +103,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
         raise LoginRefused(_l("Wrong e-mail or password."))
     if not user.active:
         raise LoginRefused(_l("This account is disabled."))
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins, user.locked_until = 0, None
     audit.record(session, "login", user, user, user.firm_id)
