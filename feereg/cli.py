@@ -35,7 +35,7 @@ def _actor_admin():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve):
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n):
         app.cli.add_command(command)
 
 
@@ -193,3 +193,18 @@ def serve(host, port, workers):
             "--access-logfile", "-", "feereg.wsgi:app"]
     click.echo(f"feereg on http://{host}:{port}/")
     os.execvp(args[0], args)
+
+
+@click.group("i18n")
+def i18n():
+    """Message catalogs for the user interface."""
+
+
+@i18n.command("compile")
+@click.option("--force", is_flag=True)
+def i18n_compile(force):
+    """Compile the .po catalogs to the .mo files gettext reads (done by make install)."""
+    from .i18n import compile_catalogs
+
+    done = compile_catalogs(force=force)
+    click.echo("compiled: " + (", ".join(done) if done else "nothing out of date"))
