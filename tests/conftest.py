@@ -121,6 +121,15 @@ def _empty_tables():
 
 
 @pytest.fixture
+def english(app):
+    """Service messages follow the locale (Chinese by default); read them in English."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        yield
+
+
+@pytest.fixture
 def session(app):
     return db.session
 

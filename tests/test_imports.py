@@ -12,6 +12,8 @@ from feereg.services.errors import InvalidInput
 
 from .factories import make_firm, make_user
 
+pytestmark = pytest.mark.usefixtures("english")
+
 HEADER = ["credit_code", "fee_code", "fee_type", "name_zh", "name_en", "unit", "container_size", "cargo_scope",
           "trade", "direction", "amount", "currency", "tiers", "pricing_basis", "service_content", "legal_basis",
           "ports", "effective_from"]
@@ -233,3 +235,13 @@ def test_chinese_headers_are_understood(session, firm, publisher):
     assert preview.ok, [str(e) for e in preview.errors]
     assert preview.rows[0].values["fee_type_code"] == "SEAL"
     assert preview.rows[0].values["ports"] == "YANTIAN"
+
+
+def test_errors_are_in_chinese_by_default(app, session, firm, publisher):
+    from flask_babel import force_locale
+
+    with force_locale("zh"):
+        preview = imports.preview_file(session, "f.csv", csv_bytes([row(firm.credit_code, amount="详见附件")]),
+                                       publisher)
+    assert preview.errors[0].column == "amount" and "详见附件" in preview.errors[0].message
+    assert "amount, not a reference" not in preview.errors[0].message

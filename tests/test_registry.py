@@ -11,6 +11,8 @@ from feereg.services.errors import FirmSuspended, NothingToPublish, PermissionDe
 
 from .factories import D, days, item_values, make_firm, make_user, publish
 
+pytestmark = pytest.mark.usefixtures("english")
+
 
 @pytest.fixture
 def firm(app):
