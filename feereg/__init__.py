@@ -61,6 +61,7 @@ def _register_cli(app: Flask) -> None:
 
 
 def _register_hooks(app: Flask) -> None:
-    from . import web
+    from . import search, web
 
     web.init_app(app)
+    search.init_app(app)

@@ -35,7 +35,7 @@ def _actor_admin():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n):
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex):
         app.cli.add_command(command)
 
 
@@ -208,3 +208,17 @@ def i18n_compile(force):
 
     done = compile_catalogs(force=force)
     click.echo("compiled: " + (", ".join(done) if done else "nothing out of date"))
+
+
+@click.command("reindex")
+@with_appcontext
+def reindex():
+    """Rebuild the search index from the database (repairs a missing or stale index)."""
+    from .models import FeeItem
+    from .search import get_backend
+
+    backend = get_backend()
+    total = db.session.scalar(select(func.count()).select_from(FeeItem)) or 0
+    with click.progressbar(length=total, label="indexing items", file=sys.stderr) as bar:
+        count = backend.rebuild(progress=bar.update)
+    click.echo(f"reindex: {count} item spans indexed ({backend.name})")

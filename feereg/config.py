@@ -11,6 +11,8 @@ class Defaults:
     SQLALCHEMY_DATABASE_URI = None  # default filled in by load_config (instance folder)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SEARCH_DIR = None
+    #: "whoosh", or "null" for a deployment without search (see feereg/search/).
+    SEARCH_BACKEND = "whoosh"
     REDIS_URL = None
 
     BABEL_DEFAULT_LOCALE = "zh"
@@ -42,6 +44,7 @@ _ENV_KEYS = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
     "SECRET_KEY": "SECRET_KEY",
     "SEARCH_DIR": "SEARCH_DIR",
+    "SEARCH_BACKEND": "SEARCH_BACKEND",
     "REDIS_URL": "REDIS_URL",
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "IMPORT_MAX_ROWS": "IMPORT_MAX_ROWS",
@@ -63,7 +66,8 @@ def from_environment(environ=os.environ) -> dict:
     for env_name, key in _ENV_KEYS.items():
         if f"FEEREG_{env_name}" in environ:
             raw = environ[f"FEEREG_{env_name}"]
-            found[key] = raw if key in ("SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SEARCH_DIR", "REDIS_URL") else _parse(raw)
+            found[key] = raw if key in ("SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SEARCH_DIR", "REDIS_URL",
+                                                              "SEARCH_BACKEND") else _parse(raw)
     return found
 
 

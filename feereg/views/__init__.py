@@ -3,7 +3,9 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import account, admin, api, public, publisher, regulator
+    from . import account, admin, api, public, public_search, publisher, regulator  # noqa: F401 - adds routes
+
+    from . import public_compare  # noqa: F401 - adds the compare and quote routes to public.bp
 
     app.register_blueprint(public.bp)
     app.register_blueprint(account.bp, url_prefix="/account")

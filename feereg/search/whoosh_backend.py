@@ -1,0 +1,221 @@
+"""The Whoosh backend: distinct texts in a Whoosh index, items in the SQLite store beside it.
+
+Writes are short and take the writer lock with a timeout (no AsyncWriter): a busy lock
+raises, the after-commit hook logs it, and `feereg reindex` repairs. A rebuild writes
+into a fresh directory and swaps it in, so searches keep working while it runs.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+from whoosh import index as whoosh_index
+from whoosh.fields import ID, TEXT, Schema
+from whoosh.query import And, Or, Phrase, Term
+
+from . import analysis
+from .base import SearchResult, SearchUnavailable
+from .documents import RowBuilder, Text, firm_texts, fixed_texts, item_rows
+from .query import ParsedQuery
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "texts"
+
+
+def make_schema() -> Schema:
+    return Schema(
+        key=ID(unique=True, stored=True, sortable=True),
+        uni=TEXT(analyzer=analysis.unigram_analyzer(), phrase=False),
+        pairs=TEXT(analyzer=analysis.pair_analyzer(), phrase=True),
+        pinyin=TEXT(analyzer=analysis.pinyin_analyzer(), phrase=False),
+    )
+
+
+def _document(text: Text) -> dict:
+    return {"key": text.key, "uni": text.text, "pairs": text.text, "pinyin": text.text if text.pinyin else ""}
+
+
+class WhooshBackend:
+    name = "whoosh"
+
+    def __init__(self, directory: str | Path, engine: Engine, rates: dict, today: Callable[[], date],
+                 writer_timeout: float = 5.0):
+        self.directory = Path(directory)
+        self.engine = engine
+        self.rates = rates
+        self.today = today
+        self.writer_timeout = writer_timeout
+        self.store = Store(self.directory)
+        self._lock = threading.Lock()
+        self._searcher = None
+
+    # --- state -------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.store.path.exists() and whoosh_index.exists_in(self.directory, indexname=INDEX_NAME)
+
+    def _index(self):
+        # Whoosh leaves the table-of-contents file open when it cannot read it; the
+        # warning its finaliser raises is noise here (the failure itself is reported).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                return whoosh_index.open_dir(self.directory, indexname=INDEX_NAME)
+            except Exception as exc:  # missing, half-written or damaged: all the same to the user
+                failure = SearchUnavailable(f"{type(exc).__name__}: {exc}")
+            gc.collect()
+        raise failure
+
+    # --- writing -----------------------------------------------------------------
+
+    def index_items(self, item_ids: list[int]) -> None:
+        if not item_ids:
+            return
+        if not self.exists():
+            raise SearchUnavailable(f"no search index in {self.directory}")
+        with self.engine.connect() as conn:
+            builder = RowBuilder(conn, self.rates, self.today())
+            rows = [row for batch in item_rows(conn, builder, item_ids) for row in batch]
+            texts = list(builder.texts.values()) + list(firm_texts(conn, {r.firm_id for r in rows}))
+        # Texts first: an item row whose text is missing would be unfindable, a text without
+        # items finds nothing.
+        writer = self._index().writer(timeout=self.writer_timeout)
+        try:
+            for text in texts:
+                writer.update_document(**_document(text))
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        self.store.replace_items(item_ids, rows)
+
+    def remove(self, item_ids: list[int]) -> None:
+        self.store.replace_items(item_ids, [])
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=self.directory.name + ".build-", dir=self.directory.parent))
+        try:
+            count = self._build(staging, progress)
+            self._swap_in(staging)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return count
+
+    def _build(self, target: Path, progress) -> int:
+        store = Store(target)
+        conn = store.create()
+        count = 0
+        texts: dict[str, Text] = {}
+        with self.engine.connect() as db:
+            builder = RowBuilder(db, self.rates, self.today())
+            conn.execute("BEGIN")
+            for batch in item_rows(db, builder):
+                store.insert(conn, batch)
+                count += len(batch)
+                if progress:
+                    progress(len(batch))
+            conn.execute("COMMIT")
+            store.finish_bulk(conn)
+            conn.close()
+            texts.update(builder.texts)
+            texts.update((t.key, t) for t in fixed_texts(db))
+            texts.update((t.key, t) for t in firm_texts(db))
+        ix = whoosh_index.create_in(target, make_schema(), indexname=INDEX_NAME)
+        writer = ix.writer(limitmb=256)
+        for text in texts.values():
+            writer.add_document(**_document(text))
+        writer.commit()
+        return count
+
+    def _swap_in(self, staging: Path) -> None:
+        with self._lock:
+            self._close_searcher()
+            old = None
+            if self.directory.exists():
+                old = self.directory.with_name(f"{self.directory.name}.old-{os.getpid()}")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.directory, old)
+            os.replace(staging, self.directory)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+
+    # --- reading -----------------------------------------------------------------
+
+    def _current_searcher(self):
+        if self._searcher is None:
+            self._searcher = self._index().searcher()
+        else:
+            self._searcher = self._searcher.refresh()
+        return self._searcher
+
+    def _close_searcher(self):
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    def matches(self, query: ParsedQuery) -> list[dict[str, list]]:
+        """Per term, the refs of the matching texts by kind."""
+        out = []
+        with self._lock:
+            try:
+                searcher = self._current_searcher()
+                keys = searcher.reader().column_reader("key")
+                for term in query.terms:
+                    by_kind: dict[str, list] = {}
+                    for docnum in searcher.docs_for_query(_term_query(term)):
+                        kind, ref = keys[docnum].split(":", 1)
+                        by_kind.setdefault(kind, []).append(int(ref) if kind in "ncf" else ref)
+                    out.append(by_kind)
+            except SearchUnavailable:
+                self._close_searcher()
+                raise
+            except Exception as exc:  # a damaged segment shows up only when read
+                self._close_searcher()
+                raise SearchUnavailable(str(exc)) from exc
+        return out
+
+    def search(self, query: ParsedQuery, filters: dict, sort: str, page: int, per_page: int) -> SearchResult:
+        if not self.store.path.exists():
+            raise SearchUnavailable(f"no search index in {self.directory}")
+        matches = self.matches(query)
+        try:
+            hits, total, facets = self.store.search(matches, filters, sort, page, per_page, self.today())
+        except Exception as exc:  # sqlite3.DatabaseError on a damaged file
+            raise SearchUnavailable(str(exc)) from exc
+        return SearchResult(hits, total, facets)
+
+    def live_item_ids(self) -> set[int]:
+        return self.store.live_item_ids(self.today())
+
+
+def _term_query(term):
+    """One term: all its pieces in one text. CJK: a character, a pair, or a phrase of pairs;
+    Latin: the stemmed word, or pinyin."""
+    parts = []
+    for kind, piece in term.pieces:
+        if kind == "cjk":
+            if len(piece) == 1:
+                parts.append(Term("uni", piece))
+            elif len(piece) == 2:
+                parts.append(Term("pairs", piece))
+            else:
+                parts.append(Phrase("pairs", analysis.bigrams(piece)))
+        else:
+            options = [Term("pairs", analysis.latin_term(piece))]
+            if piece.isalpha() and len(piece) >= 2:
+                options.append(Term("pinyin", piece))
+            parts.append(Or(options) if len(options) > 1 else options[0])
+    return And(parts) if len(parts) > 1 else parts[0]

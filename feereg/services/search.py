@@ -1,0 +1,110 @@
+"""Searching published fees: the one entry point the search page uses.
+
+The backend returns ranked ids and facet counts; the rows are loaded here from the
+database, in ranking order, so the page always shows the registry's own values.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from .. import codes
+from ..models import FeeItemVersion
+from ..search import FACETS, SORTS, SearchUnavailable, get_backend
+from ..search.highlight import highlight
+from ..search.query import ParsedQuery, QueryError, parse
+
+log = logging.getLogger(__name__)
+
+_FACET_TABLES = {"category": codes.CATEGORIES, "port": codes.PORTS, "currency": codes.CURRENCIES,
+                 "pricing_basis": codes.PRICING_BASES}
+
+
+@dataclass
+class Result:
+    version: FeeItemVersion
+    name_zh: Markup
+    name_en: Markup
+    firm_zh: Markup
+    firm_en: Markup
+
+
+@dataclass
+class SearchPage:
+    query: str
+    results: list[Result] = field(default_factory=list)
+    total: int = 0
+    page: int = 1
+    per_page: int = 20
+    facets: dict = field(default_factory=dict)
+    filters: dict = field(default_factory=dict)
+    sort: str = "relevance"
+    #: A message instead of results: the query cannot be searched, or the index is unavailable.
+    error: str | None = None
+    notices: list = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def clean_filters(raw: dict, fee_type_codes: set[str]) -> dict[str, str]:
+    """Keep only known facet values: a filter is a closed vocabulary, never free text."""
+    out = {}
+    for facet in FACETS:
+        value = (raw.get(facet) or "").strip()
+        known = fee_type_codes if facet == "fee_type" else _FACET_TABLES[facet]
+        if value and value in known:
+            out[facet] = value
+    return out
+
+
+def search_fees(session: Session, raw_query: str | None, filters: dict[str, str], sort: str = "relevance",
+                page: int = 1, per_page: int = 20) -> SearchPage:
+    sort = sort if sort in SORTS else "relevance"
+    result = SearchPage(query=raw_query or "", page=page, per_page=per_page, filters=filters, sort=sort)
+    try:
+        parsed = parse(raw_query)
+    except QueryError as exc:
+        result.error = str(exc)
+        return result
+    result.notices = list(parsed.notices)
+    try:
+        found = get_backend().search(parsed, filters, sort, page, per_page)
+    except SearchUnavailable:
+        log.exception("search index unavailable")
+        result.error = str(_l("Search is not available right now: its index is being rebuilt. "
+                              "Try again in a few minutes, or browse the firm directory."))
+        return result
+    result.total, result.facets = found.total, found.facets
+    result.results = _load(session, [hit.version_id for hit in found.hits], parsed)
+    return result
+
+
+def _load(session: Session, version_ids: list[int], parsed: ParsedQuery) -> list[Result]:
+    if not version_ids:
+        return []
+    rows = {v.id: v for v in session.scalars(
+        select(FeeItemVersion).options(selectinload(FeeItemVersion.firm))
+        .where(FeeItemVersion.id.in_(version_ids)))}
+    out = []
+    for vid in version_ids:  # the backend's ranking order
+        v = rows.get(vid)
+        if v is None:  # the index is ahead of or behind this transaction: skip, never fail
+            continue
+        out.append(Result(v, highlight(v.name_zh, parsed), highlight(v.name_en, parsed),
+                          highlight(v.firm.name_zh, parsed), highlight(v.firm.name_en, parsed)))
+    return out

@@ -1,0 +1,43 @@
+"""The public search page, added to the public blueprint."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import render_template, request, url_for
+
+from ..extensions import db
+from ..forms.search import SearchForm
+from ..search import FACETS
+from ..services import search as search_service
+from ..services.catalog import CatalogIndex
+from .public import bp
+from .util import page_arg
+
+PER_PAGE = 20
+#: Deep pages of a broad search cost more than anyone reads; narrow with facets instead.
+MAX_PAGE = 500
+
+
+@bp.get("/search")
+def search():
+    form = SearchForm(request.args)
+    catalog = CatalogIndex.load(db.session)
+    filters = search_service.clean_filters(request.args, set(catalog.types))
+    page = min(page_arg(), MAX_PAGE)
+    result = None
+    if "q" in request.args:  # an empty box submitted gets the message saying what to type
+        result = search_service.search_fees(db.session, form.q.data, filters, form.sort.data or "relevance",
+                                            page, PER_PAGE)
+    return render_template("public/search.html", form=form, result=result, catalog=catalog,
+                           facets=FACETS, search_url=_search_url)
+
+
+def _search_url(**changes) -> str:
+    """This search with some arguments changed (None removes one); back to page 1."""
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return url_for("public.search") + ("?" + urlencode(args) if args else "")
