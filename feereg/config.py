@@ -36,8 +36,14 @@ class Defaults:
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
 
-    #: Exchange rates to CNY, dated; later issues rank and compare by them.
-    EXCHANGE_RATES = {"as_of": "2026-11-01", "CNY": "1", "USD": "7.12", "HKD": "0.915"}
+    #: Exchange rates to CNY (CNY per 1 unit), dated: each entry is in force from its date
+    #: until the next one (feereg/services/rates.py). Indicative values; an operator sets
+    #: the real ones. The older single-dict form {"as_of": ..., "USD": ...} is still read.
+    EXCHANGE_RATES = [
+        {"from": "2024-01-01", "rates": {"CNY": "1", "USD": "7.10", "HKD": "0.908"}},
+        {"from": "2025-01-01", "rates": {"CNY": "1", "USD": "7.30", "HKD": "0.939"}},
+        {"from": "2026-11-01", "rates": {"CNY": "1", "USD": "7.12", "HKD": "0.915"}},
+    ]
 
 # Environment variables (FEEREG_<NAME>) that override the defaults; JSON values are parsed.
 _ENV_KEYS = {

@@ -1,0 +1,188 @@
+"""Price a shipment across firms: for each firm that could serve it, the published fees
+in force that apply, itemised, totalled in CNY and ranked.
+
+"A firm that could serve it": an active (not suspended) firm that lists the port
+among the ports it serves, whose category takes part in this shipment (quote_rules),
+and that publishes at least one fee in force that applies. Firms are ranked within
+their category — a trucking firm's total is not comparable with a shipping line's —
+cheapest first; a firm whose schedule lacks an expected fee comes after the complete
+ones, because its total is understated.
+
+The rules (which fees, which item, how many units) live in quote_rules; this module
+fetches the data in one query and puts the answer together.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import FeeItemVersion, FeeType, Firm, FirmPort
+from . import quote_rules as rules
+from . import rates as rates_service
+from .in_force import in_force_select, port_condition
+from .quote_rules import Shipment
+from .registry import today
+
+__all__ = ["Shipment", "quote_shipment", "QuoteResult", "FirmQuote", "QuoteLine"]
+
+
+@dataclass
+class QuoteLine:
+    version: FeeItemVersion
+    quantity: Decimal
+    unit_amount: Decimal
+    note: object
+    total: Decimal
+    #: None when no exchange rate is configured for the currency.
+    total_cny: Decimal | None
+    free: bool = False
+
+    @property
+    def currency(self) -> str:
+        return self.version.currency
+
+    @property
+    def fee_type_code(self) -> str:
+        return self.version.fee_type_code
+
+
+@dataclass
+class Missing:
+    fee_type: str
+    #: The container sizes the firm has no item for; empty when it has none at all.
+    sizes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Unpriced:
+    version: FeeItemVersion
+    reason: object
+
+
+@dataclass
+class FirmQuote:
+    firm: Firm
+    lines: list[QuoteLine] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+    unpriced: list[Unpriced] = field(default_factory=list)
+    rank: int = 0
+
+    @property
+    def total_cny(self) -> Decimal:
+        return sum((line.total_cny for line in self.lines if line.total_cny is not None), Decimal("0.00"))
+
+    @property
+    def unconverted(self) -> bool:
+        return any(line.total_cny is None for line in self.lines)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.unconverted
+
+    @property
+    def totals_by_currency(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+        for line in self.lines:
+            totals[line.currency] += line.total
+        return dict(sorted(totals.items()))
+
+
+@dataclass
+class CategoryQuotes:
+    category: str
+    quotes: list[FirmQuote]
+
+
+@dataclass
+class QuoteResult:
+    shipment: Shipment
+    on: date
+    rates: rates_service.RateTable
+    groups: list[CategoryQuotes]
+    assumptions: list
+    fee_types: dict[str, FeeType]
+    #: Categories that take part in the shipment but have no firm at this port publishing its fees.
+    uncovered: list[str] = field(default_factory=list)
+
+    @property
+    def quotes(self) -> list[FirmQuote]:
+        return [q for group in self.groups for q in group.quotes]
+
+
+def _rank_key(quote: FirmQuote, lang: str):
+    return (not quote.complete, quote.total_cny, quote.firm.display_name(lang), quote.firm.id)
+
+
+def _quote_firm(firm: Firm, versions: list[FeeItemVersion], shipment: Shipment,
+                table: rates_service.RateTable) -> FirmQuote:
+    by_type: dict[str, list[FeeItemVersion]] = defaultdict(list)
+    for version in versions:
+        by_type[version.fee_type_code].append(version)
+    result = FirmQuote(firm)
+
+    def cny(version):
+        return table.to_cny(version.amount, version.currency)
+
+    for expect in rules.expected_fees(firm.category, shipment):
+        chosen, missing_sizes = rules.choose(by_type.get(expect.fee_type, []), shipment, cny)
+        if expect.required and (not chosen or missing_sizes):
+            result.missing.append(Missing(expect.fee_type, missing_sizes if chosen else []))
+        for version, sizes in chosen:
+            priced = rules.price(version, shipment, sizes)
+            if priced.unpriced is not None:
+                result.unpriced.append(Unpriced(version, priced.unpriced))
+            for charge in priced.charges:
+                total = charge.total
+                result.lines.append(QuoteLine(version, charge.quantity, charge.unit_amount, charge.note, total,
+                                              table.to_cny(total, version.currency), charge.free))
+    return result
+
+
+def quote_shipment(session: Session, shipment: Shipment, on: date | None = None, lang: str = "zh",
+                   rates_config=None) -> QuoteResult:
+    """Quote `shipment` against every firm that could serve it, as published on `on`."""
+    on = on or today()
+    table = rates_service.rates_on(on, rates_config)
+    categories = rules.categories_for(shipment)
+    fee_types = sorted({e.fee_type for c in categories for e in rules.expected_fees(c, shipment)})
+    versions_by_firm: dict[int, list[FeeItemVersion]] = defaultdict(list)
+    firms: dict[int, Firm] = {}
+    if categories and fee_types:
+        stmt = in_force_select(
+            on,
+            FeeItemVersion.fee_type_code.in_(fee_types),
+            Firm.status == "active",
+            Firm.category.in_(categories),
+            Firm.id.in_(select(FirmPort.firm_id).where(FirmPort.port == shipment.port)),
+            port_condition(shipment.port),
+            FeeItemVersion.direction.in_(("", shipment.direction)),
+            FeeItemVersion.trade.in_(("", shipment.trade)),
+            FeeItemVersion.cargo_scope.in_(("", shipment.cargo_scope)),
+        )
+        for version, firm in session.execute(stmt):
+            firms[firm.id] = firm
+            versions_by_firm[firm.id].append(version)
+
+    by_category: dict[str, list[FirmQuote]] = defaultdict(list)
+    for firm_id, versions in versions_by_firm.items():
+        firm_quote = _quote_firm(firms[firm_id], versions, shipment, table)
+        if firm_quote.lines or firm_quote.unpriced:
+            by_category[firms[firm_id].category].append(firm_quote)
+    groups = []
+    for category in categories:
+        quotes = sorted(by_category.get(category, []), key=lambda q: _rank_key(q, lang))
+        for rank, firm_quote in enumerate(quotes, 1):
+            firm_quote.rank = rank
+        groups.append(CategoryQuotes(category, quotes))
+    known = {ft.code: ft for ft in session.scalars(select(FeeType).where(FeeType.code.in_(fee_types)))} \
+        if fee_types else {}
+    return QuoteResult(
+        shipment=shipment, on=on, rates=table,
+        groups=[g for g in groups if g.quotes], assumptions=rules.assumptions(shipment),
+        fee_types=known, uncovered=[g.category for g in groups if not g.quotes],
+    )

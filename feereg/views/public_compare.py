@@ -1,0 +1,84 @@
+"""Shippers' tools on the public blueprint: compare one fee type across firms, quote a shipment."""
+from __future__ import annotations
+
+from flask import abort, redirect, render_template, request, url_for
+
+from .. import charts
+from ..extensions import db
+from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
+from ..i18n import current_language
+from ..services import compare as compare_service
+from ..services import quote as quote_service
+from ..services.quote_rules import SERVICES
+from ..services.registry import today
+from .public import bp
+from .util import page_arg
+
+ROWS_PER_PAGE = 100
+#: Firms itemised per category on a quote page; the rest are counted.
+QUOTE_FIRMS_SHOWN = 50
+
+
+@bp.get("/compare")
+def compare_index():
+    lang = current_language()
+    fee_types = compare_service.comparable_fee_types(db.session)
+    form = PickFeeTypeForm([ft for ft, _count in fee_types], lang, formdata=request.args or None)
+    if "fee_type" in request.args and form.validate():
+        args = {k: v for k, v in request.args.items() if k != "fee_type" and v}
+        return redirect(url_for("public.compare", code=form.fee_type.data, **args))
+    return render_template("public/compare_index.html", form=form, fee_types=fee_types)
+
+
+def _sort_urls(code: str, sort: str, descending: bool) -> dict[str, str]:
+    """Header links: a column sorts ascending first, and flips when it is already the sort."""
+    urls = {}
+    args = {k: v for k, v in request.args.items() if k not in ("sort", "dir", "page")}
+    for column in compare_service.SORTS:
+        flip = "asc" if column == sort and descending else ("desc" if column == sort else "asc")
+        urls[column] = url_for("public.compare", code=code, sort=column, dir=flip, **args)
+    return urls
+
+
+@bp.get("/compare/<code>")
+def compare(code: str):
+    lang = current_language()
+    fee_type = compare_service.find_fee_type(db.session, code) or abort(404)
+    form = CompareForm(lang, formdata=request.args)
+    sort = request.args.get("sort") if request.args.get("sort") in compare_service.SORTS else "amount"
+    descending = request.args.get("dir") == "desc"
+    marked = request.args.get("item", type=int)
+    comparison = chart = None
+    if form.validate():
+        comparison = compare_service.compare_fee_type(db.session, fee_type, sort=sort, descending=descending,
+                                                      lang=lang, **form.filters())
+        points = [(row.amount_cny, f"{row.firm.display_name(lang)}: {row.amount_cny:,.2f} CNY",
+                   row.item_id == marked) for row in comparison.rows if row.amount_cny is not None]
+        chart = charts.strip_chart(points, comparison.stats)
+    page = page_arg()
+    all_rows = comparison.rows if comparison else []
+    rows = all_rows[(page - 1) * ROWS_PER_PAGE: page * ROWS_PER_PAGE]
+    pages = max(1, -(-len(all_rows) // ROWS_PER_PAGE))
+    return render_template("public/compare.html", form=form, fee_type=fee_type, comparison=comparison,
+                           rows=rows, page=page, pages=pages, chart=chart, sort=sort, descending=descending,
+                           sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked,
+                           today=today())
+
+
+@bp.get("/quote")
+def quote_form():
+    # Arguments pre-fill the form ("change the shipment" from a result) without validating it.
+    form = ShipmentForm(current_language(), formdata=request.args if "port" in request.args else None)
+    return render_template("public/quote_form.html", form=form)
+
+
+@bp.get("/quote/results")
+def quote_results():
+    lang = current_language()
+    form = ShipmentForm(lang, formdata=request.args)
+    if not form.validate():
+        return render_template("public/quote_form.html", form=form)
+    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang)
+    return render_template("public/quote_results.html", form=form, result=result,
+                           edit_url=url_for("public.quote_form") + "?" + request.query_string.decode(),
+                           services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN)
