@@ -149,13 +149,16 @@ class Store:
                 params[name] = json.dumps(refs)
                 if kind == "p":
                     test = f"row IN (SELECT row FROM item_port WHERE port IN (SELECT value FROM json_each(:{name})))"
+                    rows = f"SELECT row FROM item_port WHERE port IN (SELECT value FROM json_each(:{name}))"
                 else:
                     test = f"{_KIND_COLUMNS[kind]} IN (SELECT value FROM json_each(:{name}))"
-                ors.append(test)
+                    rows = f"SELECT row FROM item WHERE {test}"
+                ors.append(rows)
                 cases.append(f"WHEN {test} THEN {KIND_WEIGHTS[kind]}")
             if not ors:
                 return [], 0, {facet: [] for facet in FACETS}
-            where.append("(" + " OR ".join(ors) + ")")
+            # A union of index lookups per term: an OR across columns would scan every row.
+            where.append("row IN (" + " UNION ".join(ors) + ")")
             score_parts.append("CASE " + " ".join(cases) + " ELSE 0 END")
         for facet, value in filters.items():
             if not value:
