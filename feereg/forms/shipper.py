@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, IntegerField, RadioField, SelectField
-from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
+from wtforms.validators import InputRequired, NumberRange, Optional
 
 from .. import codes
 from ..services.quote_rules import SERVICES, SIZES, Shipment
@@ -93,10 +93,14 @@ class ShipmentForm(GetForm):
     def count_fields(self):
         return [getattr(self, f"count_{size}") for size in SIZES]
 
-    def validate_count_45(self, field):
-        # Checked on the last count so the message sits under the container fields.
-        if not any((f.data or 0) > 0 for f in self.count_fields() if not f.errors):
-            raise ValidationError(_l("Give at least one container."))
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        counts = self.count_fields()
+        if not any(f.errors for f in counts) and not any((f.data or 0) > 0 for f in counts):
+            # Shown under the first count, where a shipper starts filling them in.
+            counts[0].errors = [*counts[0].errors, _l("Give at least one container.")]
+            return False
+        return valid
 
     def shipment(self) -> Shipment:
         scope = self.cargo_scope.data or GENERAL
