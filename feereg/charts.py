@@ -46,7 +46,7 @@ class StripChart:
 
     @property
     def box_width(self) -> float:
-        return max(self.q3_x - self.q1_x, 1.0)
+        return round(max(self.q3_x - self.q1_x, 1.0), 1)
 
 
 def nice_step(span: float, target_ticks: int = 5) -> float:
@@ -70,7 +70,8 @@ def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720
     if not points or stats is None:
         return None
     left, right = 24.0, width - 24.0
-    top, bottom, axis_y = 16.0, height - 44.0, height - 30.0
+    # room above the box for the median's label, below it for the axis and tick labels
+    top, bottom, axis_y = 28.0, height - 44.0, height - 30.0
     low, high = float(stats.min), float(stats.max)
     if high == low:  # one value, or all equal: give the axis some width around it
         pad = max(abs(high) * 0.1, 1.0)

@@ -73,6 +73,17 @@ def test_sizes_without_an_item_are_reported_missing():
     assert missing == ["45"]
 
 
+def test_a_high_cube_pays_the_40_rate_unless_a_high_cube_rate_is_published():
+    forty, any_size = V(container_size="40", amount=D("800")), V(amount=D("500"))
+    ship = shipment(containers={"40HQ": 2})
+    chosen, missing = rules.choose([any_size, forty], ship, cny)
+    assert [(v.id, sizes) for v, sizes in chosen] == [(forty.id, ["40HQ"])] and missing == []
+    high_cube = V(container_size="40HQ", amount=D("850"))
+    chosen, _missing = rules.choose([any_size, forty, high_cube], ship, cny)
+    assert [v.id for v, _sizes in chosen] == [high_cube.id]
+    assert rules.choose([V(container_size="20")], ship, cny) == ([], ["40HQ"])
+
+
 def test_per_teu_counts_40_as_two_and_45_as_two_and_a_quarter():
     ship = shipment(containers={"20": 1, "40": 2, "40HQ": 1, "45": 1})
     assert ship.teu == D("9.25")

@@ -131,7 +131,7 @@ def _quote_firm(firm: Firm, versions: list[FeeItemVersion], shipment: Shipment,
     for expect in rules.expected_fees(firm.category, shipment):
         chosen, missing_sizes = rules.choose(by_type.get(expect.fee_type, []), shipment, cny)
         if expect.required and (not chosen or missing_sizes):
-            result.missing.append(Missing(expect.fee_type, missing_sizes if chosen else []))
+            result.missing.append(Missing(expect.fee_type, missing_sizes))
         for version, sizes in chosen:
             priced = rules.price(version, shipment, sizes)
             if priced.unpriced is not None:

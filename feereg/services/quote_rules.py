@@ -190,7 +190,7 @@ def assumptions(shipment: Shipment) -> list:
         _l("Per TEU: a 20' counts as 1 TEU, a 40' or 40' high cube as 2, a 45' as 2.25 (this shipment: %(teu)s TEU).",
            teu=_plain(shipment.teu)),
         _l("An item for a container size applies to that size only and is preferred; an item without a size "
-           "applies to every size."),
+           "applies to every size. A 40' high cube pays the 40' rate where no high-cube rate is published."),
         _l("Per declaration: one customs declaration per B/L (%(n)s).", n=shipment.declarations),
         _l("Fees a firm publishes in a foreign currency are converted to CNY at the configured rate in force "
            "on the quote date."),
@@ -218,9 +218,20 @@ def applies(version, shipment: Shipment) -> bool:
             and version.cargo_scope in ("", shipment.cargo_scope))
 
 
+#: A size whose rate applies when a firm publishes none for the size itself: a 40' high cube
+#: is a 40' box, and many schedules list one 40' rate for both.
+SIZE_FALLBACK = {"40HQ": "40"}
+
+
+def _size_rank(version, size: str | None) -> int:
+    if not size or not version.container_size:
+        return 0
+    return 2 if version.container_size == size else 1  # 1: the fallback size
+
+
 def _specificity(version, size: str | None, shipment: Shipment) -> tuple:
     return (
-        bool(size) and version.container_size == size,
+        _size_rank(version, size),
         bool(version.cargo_scope),
         version.direction == shipment.direction,
         version.trade == shipment.trade,
@@ -231,7 +242,8 @@ def choose(versions: list, shipment: Shipment, amount_cny) -> tuple[list[tuple[o
     """Pick the items of one fee type that apply, and the sizes each covers.
 
     Returns ([(version, sizes)], missing sizes). Items priced per container (or TEU,
-    or container-day) are chosen size by size, the most specific first; otherwise one
+    or container-day) are chosen size by size, the most specific first (the size
+    itself, then its fallback size, then an any-size item); otherwise one
     item for the shipment. Between equally specific items the higher amount counts, so
     a duplicate never makes a quote look cheaper than the bill. `amount_cny(version)`
     gives the amount compared (None sorts lowest).
@@ -248,7 +260,7 @@ def choose(versions: list, shipment: Shipment, amount_cny) -> tuple[list[tuple[o
         chosen: dict[int, tuple[object, list[str]]] = {}
         missing = []
         for size in shipment.sizes:
-            pool = [v for v in per_box if v.container_size in ("", size)]
+            pool = [v for v in per_box if v.container_size in ("", size, SIZE_FALLBACK.get(size))]
             if not pool:
                 missing.append(size)
                 continue

@@ -15,8 +15,9 @@ from .public import bp
 from .util import page_arg
 
 ROWS_PER_PAGE = 100
-#: Firms itemised per category on a quote page; the rest are counted.
+#: Firms listed per category on a quote page (the rest are counted), and of those, itemised.
 QUOTE_FIRMS_SHOWN = 50
+QUOTE_FIRMS_ITEMISED = 10
 
 
 @bp.get("/compare")
@@ -81,4 +82,5 @@ def quote_results():
     result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang)
     return render_template("public/quote_results.html", form=form, result=result,
                            edit_url=url_for("public.quote_form") + "?" + request.query_string.decode(),
-                           services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN)
+                           services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN,
+                           max_itemised=QUOTE_FIRMS_ITEMISED)
