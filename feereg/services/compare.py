@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..models import FeeItem, FeeItemVersion, FeeType, Firm
 from . import rates as rates_service
-from .in_force import in_force_select, port_condition
+from .in_force import FirmRef, in_force_rows, port_condition
 from .registry import today
 
 SORTS = ("amount", "firm")
@@ -25,8 +25,9 @@ CENT = Decimal("0.01")
 
 @dataclass
 class CompareRow:
-    version: FeeItemVersion
-    firm: Firm
+    #: A version row (in_force.VERSION_COLUMNS): the attributes of a FeeItemVersion.
+    version: object
+    firm: FirmRef
     #: None when no exchange rate is configured for the currency: shown, not ranked.
     amount_cny: Decimal | None
 
@@ -150,7 +151,7 @@ def compare_fee_type(session: Session, fee_type, unit: str | None = None, size: 
         conditions.append(port_condition(port))
     table = rates_service.rates_on(on, rates_config)
     rows = [CompareRow(version, firm, table.to_cny(version.amount, version.currency))
-            for version, firm in session.execute(in_force_select(on, *conditions))]
+            for version, firm in in_force_rows(session, on, *conditions)]
     if size:
         rows = _prefer_sized(rows)
     stats = summarise([r.amount_cny for r in rows if r.amount_cny is not None])

@@ -10,11 +10,44 @@ the version actually in force.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy.orm import Session
 
 from ..models import FeeItemVersion, Firm, FirmPort
+
+#: What comparisons and quotes read of a version: plain columns, not ORM entities, because
+#: a quote at a busy port reads tens of thousands of them and entity loading would dominate.
+VERSION_COLUMNS = (
+    FeeItemVersion.id, FeeItemVersion.item_id, FeeItemVersion.fee_type_code, FeeItemVersion.fee_code,
+    FeeItemVersion.name_zh, FeeItemVersion.name_en, FeeItemVersion.unit, FeeItemVersion.container_size,
+    FeeItemVersion.cargo_scope, FeeItemVersion.trade, FeeItemVersion.direction, FeeItemVersion.amount,
+    FeeItemVersion.currency, FeeItemVersion.tax_included, FeeItemVersion.tiers, FeeItemVersion.effective_from,
+)
+_FIRM_COLUMNS = (Firm.id.label("firm_id"), Firm.credit_code.label("firm_credit_code"),
+                 Firm.name_zh.label("firm_name_zh"), Firm.name_en.label("firm_name_en"),
+                 Firm.category.label("firm_category"), Firm.status.label("firm_status"))
+
+
+@dataclass(frozen=True)
+class FirmRef:
+    """The few firm fields a comparison or quote shows (Firm's names, so templates need not care)."""
+
+    id: int
+    credit_code: str
+    name_zh: str
+    name_en: str
+    category: str
+    status: str
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == "suspended"
+
+    def display_name(self, locale: str) -> str:
+        return self.name_en if locale.startswith("en") and self.name_en else self.name_zh
 
 
 def port_condition(port: str):
@@ -24,8 +57,8 @@ def port_condition(port: str):
     return or_(names_port, and_(FeeItemVersion.ports == "", firm_serves))
 
 
-def in_force_select(on: date, *conditions):
-    """A select of (FeeItemVersion, Firm) for the versions in force on `on` (publishes
+def in_force_select(on: date, *conditions, columns=None):
+    """A select of (FeeItemVersion, Firm), or of `columns`, for the versions in force on `on` (publishes
     only, withdrawn items drop out) that meet `conditions`, which are expressions on
     FeeItemVersion and Firm columns."""
     candidates = select(FeeItemVersion.item_id).join(Firm, Firm.id == FeeItemVersion.firm_id)
@@ -42,8 +75,23 @@ def in_force_select(on: date, *conditions):
         .subquery()
     )
     return (
-        select(FeeItemVersion, Firm)
+        select(*(columns or (FeeItemVersion, Firm)))
+        .select_from(FeeItemVersion)
         .join(ranked, and_(ranked.c.vid == FeeItemVersion.id, ranked.c.rank == 1))
         .join(Firm, Firm.id == FeeItemVersion.firm_id)
         .where(FeeItemVersion.kind == "publish", *conditions)
     )
+
+
+def in_force_rows(session: Session, on: date, *conditions) -> list[tuple]:
+    """[(version row, FirmRef)] for the versions in force that meet `conditions`; a version
+    row has the attributes of VERSION_COLUMNS, named as on FeeItemVersion."""
+    firms: dict[int, FirmRef] = {}
+    result = []
+    for row in session.execute(in_force_select(on, *conditions, columns=VERSION_COLUMNS + _FIRM_COLUMNS)):
+        firm = firms.get(row.firm_id)
+        if firm is None:
+            firm = firms[row.firm_id] = FirmRef(row.firm_id, row.firm_credit_code, row.firm_name_zh,
+                                                row.firm_name_en, row.firm_category, row.firm_status)
+        result.append((row, firm))
+    return result

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ..models import FeeItemVersion, FeeType, Firm, FirmPort
 from . import quote_rules as rules
 from . import rates as rates_service
-from .in_force import in_force_select, port_condition
+from .in_force import FirmRef, in_force_rows, port_condition
 from .quote_rules import Shipment
 from .registry import today
 
@@ -33,7 +33,8 @@ __all__ = ["Shipment", "quote_shipment", "QuoteResult", "FirmQuote", "QuoteLine"
 
 @dataclass
 class QuoteLine:
-    version: FeeItemVersion
+    #: A version row (in_force.VERSION_COLUMNS): the attributes of a FeeItemVersion.
+    version: object
     quantity: Decimal
     unit_amount: Decimal
     note: object
@@ -60,13 +61,13 @@ class Missing:
 
 @dataclass
 class Unpriced:
-    version: FeeItemVersion
+    version: object
     reason: object
 
 
 @dataclass
 class FirmQuote:
-    firm: Firm
+    firm: FirmRef
     lines: list[QuoteLine] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
     unpriced: list[Unpriced] = field(default_factory=list)
@@ -118,9 +119,9 @@ def _rank_key(quote: FirmQuote, lang: str):
     return (not quote.complete, quote.total_cny, quote.firm.display_name(lang), quote.firm.id)
 
 
-def _quote_firm(firm: Firm, versions: list[FeeItemVersion], shipment: Shipment,
+def _quote_firm(firm: FirmRef, versions: list, expected: list[rules.Expect], shipment: Shipment,
                 table: rates_service.RateTable) -> FirmQuote:
-    by_type: dict[str, list[FeeItemVersion]] = defaultdict(list)
+    by_type: dict[str, list] = defaultdict(list)
     for version in versions:
         by_type[version.fee_type_code].append(version)
     result = FirmQuote(firm)
@@ -128,8 +129,13 @@ def _quote_firm(firm: Firm, versions: list[FeeItemVersion], shipment: Shipment,
     def cny(version):
         return table.to_cny(version.amount, version.currency)
 
-    for expect in rules.expected_fees(firm.category, shipment):
-        chosen, missing_sizes = rules.choose(by_type.get(expect.fee_type, []), shipment, cny)
+    for expect in expected:
+        published = by_type.get(expect.fee_type)
+        if not published:  # the common case at a busy port: skip the rules' work
+            if expect.required:
+                result.missing.append(Missing(expect.fee_type))
+            continue
+        chosen, missing_sizes = rules.choose(published, shipment, cny)
         if expect.required and (not chosen or missing_sizes):
             result.missing.append(Missing(expect.fee_type, missing_sizes))
         for version, sizes in chosen:
@@ -149,12 +155,12 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     on = on or today()
     table = rates_service.rates_on(on, rates_config)
     categories = rules.categories_for(shipment)
-    fee_types = sorted({e.fee_type for c in categories for e in rules.expected_fees(c, shipment)})
-    versions_by_firm: dict[int, list[FeeItemVersion]] = defaultdict(list)
-    firms: dict[int, Firm] = {}
+    expected = {c: rules.expected_fees(c, shipment) for c in categories}
+    fee_types = sorted({e.fee_type for found in expected.values() for e in found})
+    versions_by_firm: dict[FirmRef, list] = defaultdict(list)
     if categories and fee_types:
-        stmt = in_force_select(
-            on,
+        rows = in_force_rows(
+            session, on,
             FeeItemVersion.fee_type_code.in_(fee_types),
             Firm.status == "active",
             Firm.category.in_(categories),
@@ -164,15 +170,14 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
             FeeItemVersion.trade.in_(("", shipment.trade)),
             FeeItemVersion.cargo_scope.in_(("", shipment.cargo_scope)),
         )
-        for version, firm in session.execute(stmt):
-            firms[firm.id] = firm
-            versions_by_firm[firm.id].append(version)
+        for version, firm in rows:
+            versions_by_firm[firm].append(version)
 
     by_category: dict[str, list[FirmQuote]] = defaultdict(list)
-    for firm_id, versions in versions_by_firm.items():
-        firm_quote = _quote_firm(firms[firm_id], versions, shipment, table)
+    for firm, versions in versions_by_firm.items():
+        firm_quote = _quote_firm(firm, versions, expected[firm.category], shipment, table)
         if firm_quote.lines or firm_quote.unpriced:
-            by_category[firms[firm_id].category].append(firm_quote)
+            by_category[firm.category].append(firm_quote)
     groups = []
     for category in categories:
         quotes = sorted(by_category.get(category, []), key=lambda q: _rank_key(q, lang))

@@ -248,6 +248,8 @@ def choose(versions: list, shipment: Shipment, amount_cny) -> tuple[list[tuple[o
     a duplicate never makes a quote look cheaper than the bill. `amount_cny(version)`
     gives the amount compared (None sorts lowest).
     """
+    if not versions:
+        return [], []
     candidates = [v for v in versions if applies(v, shipment)]
     if not candidates:
         return [], []
