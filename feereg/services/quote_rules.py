@@ -332,7 +332,7 @@ def price(version, shipment: Shipment, sizes: list[str]) -> Priced:
         return Priced(unpriced=UNPRICEABLE[unit])
     if unit == "per_container":
         count = sum(shipment.containers[s] for s in sizes)
-        return Priced([Charge(Decimal(count), amount, _l("%(boxes)s", boxes=_boxes(shipment, sizes)))])
+        return Priced([Charge(Decimal(count), amount, _boxes(shipment, sizes))])
     if unit == "per_teu":
         teu = sum((TEU[s] * shipment.containers[s] for s in sizes), Decimal(0))
         return Priced([Charge(teu, amount, _l("%(boxes)s = %(teu)s TEU (a 40' counts as 2 TEU, a 45' as 2.25)",
@@ -355,7 +355,7 @@ def _day_charges(version, shipment: Shipment, boxes: int, sizes: list[str]) -> l
     if days <= 0:
         return [Charge(Decimal(0), version.amount, _l("no days kept"), free=True)]
     free, bands = day_bands(days, version.tiers, version.amount)
-    who = _l(" × %(boxes)s", boxes=_boxes(shipment, sizes)) if sizes else ""
+    who = f" × {_boxes(shipment, sizes)}" if sizes else ""
     charges = []
     if free:
         charges.append(Charge(Decimal(0), Decimal(0), _l("%(free)s free days (%(n)s days kept)",
