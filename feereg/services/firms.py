@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .. import codes, credit_code
@@ -46,6 +46,36 @@ def create_firm(session: Session, values: dict, actor=None) -> Firm:
     if actor is not None:
         audit.record(session, "firm.create", actor, firm, firm.id)
     return firm
+
+
+def create_firms(session: Session, rows: list[dict], actor) -> list[int]:
+    """Register many firms in two statements (bulk loads); the same checks as create_firm.
+    Returns the new ids in the order of `rows`."""
+    if actor is None or actor.role != "admin":
+        raise PermissionDenied(_l("Only an operator can load firms in bulk."))
+    firm_rows, ports = [], []
+    for values in rows:
+        if values["category"] not in codes.CATEGORIES:
+            raise InvalidInput(_l("Unknown firm category."))
+        unknown = [p for p in values.get("ports") or [] if p not in codes.PORTS]
+        if unknown:
+            raise InvalidInput(_l("Unknown port %(port)s.", port=unknown[0]))
+        firm_rows.append({
+            "credit_code": credit_code.validate(values["credit_code"]),
+            "name_zh": values["name_zh"].strip(), "name_en": (values.get("name_en") or "").strip(),
+            "category": values["category"], "contact_phone": values.get("contact_phone") or "",
+            "contact_email": values.get("contact_email") or "", "status": "active", "status_reason": "",
+            "chain_seq": 0, "chain_head": "",
+        })
+        ports.append(sorted(set(values.get("ports") or [])))
+    if not firm_rows:
+        return []
+    ids = session.scalars(insert(Firm).returning(Firm.id, sort_by_parameter_order=True), firm_rows).all()
+    port_rows = [{"firm_id": firm_id, "port": port} for firm_id, wanted in zip(ids, ports) for port in wanted]
+    if port_rows:
+        session.execute(insert(FirmPort), port_rows)
+    audit.record(session, "firms.load", actor, None, None, count=len(ids))
+    return list(ids)
 
 
 def update_profile(session: Session, firm: Firm, values: dict, actor) -> Firm:

@@ -22,7 +22,9 @@ AfterCommitHandler = Callable[[list[int]], None]
 
 _in_transaction: list[InTransactionHandler] = []
 _after_commit: list[AfterCommitHandler] = []
+_after_bulk_load: list[Callable[[], None]] = []
 _PENDING_KEY = "feereg.published_item_ids"
+_BULK_KEY = "feereg.bulk_loaded"
 
 
 def on_publish(handler: InTransactionHandler) -> InTransactionHandler:
@@ -34,6 +36,13 @@ def on_publish(handler: InTransactionHandler) -> InTransactionHandler:
 def after_commit(handler: AfterCommitHandler) -> AfterCommitHandler:
     if handler not in _after_commit:
         _after_commit.append(handler)
+    return handler
+
+
+def after_bulk_load(handler: Callable[[], None]) -> Callable[[], None]:
+    """Register a full rebuild of derived state, run after a bulk load commits."""
+    if handler not in _after_bulk_load:
+        _after_bulk_load.append(handler)
     return handler
 
 
@@ -51,14 +60,26 @@ def items_changed(session: Session, item_ids: Iterable[int]) -> None:
     session.info.setdefault(_PENDING_KEY, set()).update(item_ids)
 
 
+def bulk_loaded(session: Session) -> None:
+    """Note a bulk load (the demo generator, a restore): item by item handling would be
+    slower than rebuilding, so after commit each derived store is rebuilt whole instead."""
+    session.info[_BULK_KEY] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
     item_ids = session.info.pop(_PENDING_KEY, None)
-    if not item_ids:
+    if session.info.pop(_BULK_KEY, False):
+        _run(_after_bulk_load)
         return
-    for handler in _after_commit:
+    if item_ids:
+        _run(_after_commit, sorted(item_ids))
+
+
+def _run(handlers, *args) -> None:
+    for handler in handlers:
         try:
-            handler(sorted(item_ids))
+            handler(*args)
         except Exception:  # noqa: BLE001 - derived state must never undo a commit
             log.exception("after-commit handler %s failed; run `feereg reindex`", handler)
 
@@ -66,8 +87,10 @@ def _dispatch_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_BULK_KEY, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_soft_rollback(session: Session, previous_transaction) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_BULK_KEY, None)

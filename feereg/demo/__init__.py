@@ -1,0 +1,1 @@
+"""The synthetic demo registry (labelled as such everywhere it shows)."""
