@@ -149,6 +149,7 @@ def test_compare_page_shows_rows_stats_chart_and_links(client, session, admin):
     assert "<svg" in page and 'class="median"' in page and "<desc" in page
     assert 'class="dot marked"' in page
     assert "650.00" in page  # the median of 400 and 900
+    assert "中位数" in page and "与其他企业比较" not in page  # Chinese by default
     assert " style=" not in page and "<script" not in page
 
     by_firm = client.get("/compare/THC?unit=per_container&size=40&sort=firm&dir=desc&lang=en").get_data(as_text=True)
