@@ -2,19 +2,16 @@
 
 history.versions_in_force ranks every version of every item (or of one firm). A
 comparison or a quote needs a thin slice of a large registry — one fee type, or
-the fee types a shipment needs, at one port — so the candidate items are chosen
-first, from any of their versions, and only their versions are ranked. Choosing
-candidates from any version (not just the latest) keeps this correct when an item
-changed fee type or scope over time: the outer query re-checks every condition on
-the version actually in force.
+the fee types a shipment needs, at one port — so the conditions pick the candidate
+versions first and only those are checked for being the latest effective one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, exists, func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, literal, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from ..models import FeeItemVersion, Firm, FirmPort
 
@@ -58,28 +55,29 @@ def port_condition(port: str):
 
 
 def in_force_select(on: date, *conditions, columns=None):
-    """A select of (FeeItemVersion, Firm), or of `columns`, for the versions in force on `on` (publishes
-    only, withdrawn items drop out) that meet `conditions`, which are expressions on
-    FeeItemVersion and Firm columns."""
-    candidates = select(FeeItemVersion.item_id).join(Firm, Firm.id == FeeItemVersion.firm_id)
-    candidates = candidates.where(FeeItemVersion.effective_from <= on, *conditions)
-    ranked = (
-        select(
-            FeeItemVersion.id.label("vid"),
-            func.row_number().over(
-                partition_by=FeeItemVersion.item_id,
-                order_by=(FeeItemVersion.effective_from.desc(), FeeItemVersion.seq.desc()),
-            ).label("rank"),
-        )
-        .where(FeeItemVersion.effective_from <= on, FeeItemVersion.item_id.in_(candidates))
-        .subquery()
+    """A select of (FeeItemVersion, Firm), or of `columns`, for the versions in force on
+    `on` (publishes only: a withdrawn item drops out) that meet `conditions`, which are
+    expressions on FeeItemVersion and Firm columns.
+
+    A version is in force when no later version of its item (by effective date, then
+    chain position) is effective by `on`. Written as NOT EXISTS rather than ranking every
+    version: the conditions select the few candidate versions through their indexes, and
+    each needs one probe of ix_fee_item_version_item_effective. Because the test is on
+    the item's later versions whatever their fee type or scope, an item that changed
+    type or scope since is correctly left out.
+    """
+    later = aliased(FeeItemVersion)
+    superseded = exists().where(
+        later.item_id == FeeItemVersion.item_id,
+        later.effective_from <= on,
+        or_(later.effective_from > FeeItemVersion.effective_from,
+            and_(later.effective_from == FeeItemVersion.effective_from, later.seq > FeeItemVersion.seq)),
     )
     return (
         select(*(columns or (FeeItemVersion, Firm)))
         .select_from(FeeItemVersion)
-        .join(ranked, and_(ranked.c.vid == FeeItemVersion.id, ranked.c.rank == 1))
         .join(Firm, Firm.id == FeeItemVersion.firm_id)
-        .where(FeeItemVersion.kind == "publish", *conditions)
+        .where(FeeItemVersion.effective_from <= on, FeeItemVersion.kind == "publish", ~superseded, *conditions)
     )
 
 
