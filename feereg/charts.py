@@ -65,7 +65,8 @@ def _format_tick(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
 
 
-def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720, height: int = 170) -> StripChart | None:
+def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720,
+                height: int = 170) -> StripChart | None:
     """points: (amount in CNY, label, marked) for each row; stats: compare.Stats."""
     if not points or stats is None:
         return None
