@@ -231,11 +231,16 @@ def _batches(plans: list[_FirmPlan], size: int):
 
 def _firm_items(rng: random.Random, plan: _FirmPlan, catalog, planter: "_Planter") -> list[PastItem]:
     slots = [(code, size) for code in _types_for(plan.category, catalog) for size in vocab.PRICES[code][1]]
-    common = [s for s in slots if s[0] not in vocab.OCCASIONAL]
-    rare = [s for s in slots if s[0] in vocab.OCCASIONAL]
+    # The local charges every firm of the kind publishes come first, so that schedules are
+    # complete enough to quote a shipment; then the common fees, then the occasional ones.
+    core_codes = vocab.CORE_FEES.get(plan.category, ())
+    size_rank = {"": 0, "20": 0, "40": 1, "40HQ": 2, "45": 3}
+    core = sorted((s for s in slots if s[0] in core_codes), key=lambda s: (size_rank[s[1]], core_codes.index(s[0])))
+    common = [s for s in slots if s[0] not in vocab.OCCASIONAL and s not in core]
+    rare = [s for s in slots if s[0] in vocab.OCCASIONAL and s not in core]
     rng.shuffle(common)
     rng.shuffle(rare)
-    chosen = (common + rare)[:plan.n_items]
+    chosen = (core + common + rare)[:plan.n_items]
     # A firm prices consistently: one level for all its fees, plus a little per fee.
     level = rng.lognormvariate(0, 0.10)
     items = []

@@ -103,6 +103,19 @@ TIER_SHAPES = {
     "STORAGE": ((4, 10, 1), (11, 20, 2), (21, None, 3)),
 }
 
+#: The local charges a firm of the category publishes first (a shipment quote expects them).
+CORE_FEES = {
+    "shipping_line": ("THC", "DOC", "EIR", "SEAL", "MANIFEST", "DO", "TLX", "DET"),
+    "shipping_agent": ("THC", "DOC", "EIR", "SEAL", "MANIFEST", "DO"),
+    "forwarder": ("HANDLING", "BOOKING", "DOC", "CUSTOMS"),
+    "customs_broker": ("CUSTOMS", "INSPDECL", "INSPAGENT"),
+    "terminal": ("PHC", "STORAGE"),
+    "offport_yard": ("LOLO", "STORAGE", "GATE"),
+    "tally": ("TALLY",),
+    "trucking": ("TRUCK",),
+    "warehouse": ("STUFF", "STRIP", "STORAGE"),
+}
+
 #: Fee types that only some firms of a category publish (the rest, most do).
 OCCASIONAL = {"AMS", "PSS", "PCS", "CIC", "BLR", "TRANSIT", "REPAIR", "INSPMOVE", "OILBOOM", "SUPPLY", "WASTE"}
 
