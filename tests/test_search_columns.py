@@ -1,0 +1,76 @@
+"""The in-memory columns answer exactly what the SQL over the item store answers, and
+follow the store's changes made by another process."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from feereg.search import get_backend
+from feereg.search.query import parse
+from feereg.search.store import Store
+from feereg.services import registry
+
+from .factories import make_firm, make_user, publish
+
+QUERIES = ["费", "堆场", "吊箱", "THC", "盐田", "蛇口 THC", "港外", "公司", "盐田 公司", "费 公司 蛇口", "cleaning",
+           "DOC", "不存在", "华南"]
+FILTERS = [{}, {"port": "SHEKOU"}, {"category": "offport_yard"}, {"currency": "USD"},
+           {"category": "shipping_line", "port": "SHEKOU"}, {"fee_type": "THC"}]
+
+
+@pytest.fixture
+def many(session):
+    """Several firms whose names share words, items with ties in amount and score."""
+    spec = (("offport_yard", ("YANTIAN",), "盐田华南堆场有限公司"),
+            ("offport_yard", ("SHEKOU",), "蛇口港外堆场有限公司"),
+            ("shipping_line", ("SHEKOU", "YANTIAN"), "华南远洋船务有限公司"),
+            ("forwarder", ("YANTIAN",), "盐田货运代理有限公司"))
+    firms = [(make_firm(category, ports=ports, name_zh=name), ports) for category, ports, name in spec]
+    fees = [("LOLO", "港外堆场吊箱费", "180", "CNY"), ("THC", "码头操作费", "900", "CNY"),
+            ("DOC", "文件费", "450", "CNY"), ("CLEAN", "洗箱费", "80", "USD"), ("THC", "装卸包干费", "900", "CNY")]
+    docs = {}
+    for index, ((firm, firm_ports), fee) in enumerate(itertools.product(firms, fees)):
+        user = make_user("publisher", firm)
+        code, name, amount, currency = fee
+        ports = firm_ports[index % len(firm_ports)] if index % 3 else ""
+        item = publish(firm, user, fee_type=code, name_zh=name, unit="per_container", amount=amount,
+                       currency=currency, ports=ports)
+        if code == "DOC":
+            docs[firm.id] = (item, user)
+    session.commit()
+    return docs
+
+
+def _both(q, filters, sort, page, per_page):
+    backend = get_backend()
+    matches = backend.matches(parse(q))
+    today = registry.today()
+    columns = backend.store.search(matches, filters, sort, page, per_page, today)
+    sql = backend.store.search_sql(matches, filters, sort, page, per_page, today)
+    return columns, sql
+
+
+def test_columns_and_sql_give_the_same_hits_totals_and_facets(many):
+    for q, filters, sort in itertools.product(QUERIES, FILTERS, ("relevance", "amount", "amount_desc")):
+        for page, per_page in ((1, 20), (1, 3), (2, 3), (4, 5), (30, 5)):
+            columns, sql = _both(q, filters, sort, page, per_page)
+            assert columns == sql, (q, filters, sort, page, per_page)
+
+
+def test_another_process_sees_changes_through_the_change_log(session, many):
+    backend = get_backend()
+    other = Store(backend.directory)  # another process: its own columns, loaded now
+    matches = backend.matches(parse("文件费"))
+    before = other.search(matches, {}, "amount", 1, 50, registry.today())
+    assert before[1] == 4
+
+    item, user = next(iter(many.values()))
+    registry.withdraw_item(session, item, user, registry.today())
+    session.commit()
+    after = other.search(matches, {}, "amount", 1, 50, registry.today())
+    assert after[1] == 3 and item.id not in {h.item_id for h in after[0]}
+    assert after == backend.store.search_sql(matches, {}, "amount", 1, 50, registry.today())
+
+    backend.rebuild()  # a new build: the other process reloads rather than patches
+    assert other.search(matches, {}, "amount", 1, 50, registry.today()) == after
