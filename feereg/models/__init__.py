@@ -1,12 +1,16 @@
 """The models, re-exported so Alembic and the services see one metadata."""
 from .audit import AuditEvent
 from .catalog import FeeType
+from .complaint import COMPLAINT_STATUSES, Complaint
 from .fee import PUBLISHED_FIELDS, FeeItem, FeeItemVersion
 from .firm import Firm, FirmPort
+from .flag import FLAG_STATUSES, SEVERITIES, Flag
 from .imports import PendingImport
+from .policy import POLICY_KINDS, PolicyNotice
 from .user import User
 
 __all__ = [
     "AuditEvent", "FeeType", "FeeItem", "FeeItemVersion", "PUBLISHED_FIELDS",
     "Firm", "FirmPort", "PendingImport", "User",
+    "Complaint", "COMPLAINT_STATUSES", "Flag", "FLAG_STATUSES", "SEVERITIES", "PolicyNotice", "POLICY_KINDS",
 ]
