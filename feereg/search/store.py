@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from dataclasses import astuple
 from datetime import date
 from pathlib import Path
 
+from .analysis import normalise
 from .base import FACETS, Hit
 from .columns import ColumnCache
 from .documents import KIND_WEIGHTS, ItemRow
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS item_port (port TEXT NOT NULL, row INTEGER NOT NULL, 
     WITHOUT ROWID;
 -- The items each write replaced, in order: how other processes' in-memory columns catch up.
 CREATE TABLE IF NOT EXISTS change (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL);
+-- The indexed texts, normalised: a phrase is checked on them (see WhooshBackend._verified).
+CREATE TABLE IF NOT EXISTS text (key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS ix_item_item ON item (item_id);
@@ -70,6 +74,10 @@ class Store:
     def __init__(self, directory: Path):
         self.path = Path(directory) / self.FILE
         self.columns = ColumnCache()
+        #: key → normalised text, filled as phrases need them; (build, texts version) it holds.
+        self._texts: dict[str, str] = {}
+        self._texts_version: tuple | None = None
+        self._texts_lock = threading.Lock()
 
     def connect(self, create: bool = False) -> sqlite3.Connection:
         if not create and not self.path.exists():
@@ -118,10 +126,37 @@ class Store:
                      "(SELECT value FROM json_each(?)))", (ids,))
         conn.execute("DELETE FROM item WHERE item_id IN (SELECT value FROM json_each(?))", (ids,))
 
-    def replace_items(self, item_ids: list[int], rows: list[ItemRow]) -> None:
+    @staticmethod
+    def write_texts(conn: sqlite3.Connection, texts) -> None:
+        conn.executemany("INSERT OR REPLACE INTO text VALUES (?, ?)",
+                         ((t.key, normalise(t.text)) for t in texts))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('texts', ?)", (uuid.uuid4().hex,))
+
+    def texts(self, keys: list[str]) -> dict[str, str]:
+        """The normalised texts of these keys (those the store has)."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN")
+            version = tuple(conn.execute("SELECT key, value FROM meta WHERE key IN ('build', 'texts') ORDER BY key"))
+            with self._texts_lock:
+                if version != self._texts_version:  # a text may have changed (a firm renamed)
+                    self._texts, self._texts_version = {}, version
+                cache = self._texts
+            missing = [k for k in keys if k not in cache]
+            if missing:
+                cache.update(conn.execute("SELECT key, body FROM text WHERE key IN (SELECT value FROM json_each(?))",
+                                          (json.dumps(missing),)))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return cache
+
+    def replace_items(self, item_ids: list[int], rows: list[ItemRow], texts=()) -> None:
         conn = self.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if texts:
+                self.write_texts(conn, texts)
             self.delete_items(conn, item_ids)
             self.insert(conn, rows)
             conn.executemany("INSERT INTO change (item_id) VALUES (?)", [(i,) for i in dict.fromkeys(item_ids)])

@@ -20,7 +20,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
-from whoosh.query import And, Or, Phrase, Term
+from whoosh.query import And, Or, Term
 
 from . import analysis
 from .base import SearchResult, SearchUnavailable
@@ -59,6 +59,7 @@ class WhooshBackend:
         self.store = Store(self.directory)
         self._lock = threading.Lock()
         self._searcher = None
+        self._decoded = None
 
     # --- state -------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class WhooshBackend:
             writer.cancel()
             raise
         writer.commit()
-        self.store.replace_items(item_ids, rows)
+        self.store.replace_items(item_ids, rows, texts)
 
     def remove(self, item_ids: list[int]) -> None:
         self.store.replace_items(item_ids, [])
@@ -127,12 +128,13 @@ class WhooshBackend:
                 count += len(batch)
                 if progress:
                     progress(len(batch))
-            conn.execute("COMMIT")
-            store.finish_bulk(conn)
-            conn.close()
             texts.update(builder.texts)
             texts.update((t.key, t) for t in fixed_texts(db))
             texts.update((t.key, t) for t in firm_texts(db))
+            store.write_texts(conn, texts.values())
+            conn.execute("COMMIT")
+            store.finish_bulk(conn)
+            conn.close()
         ix = whoosh_index.create_in(target, make_schema(), indexname=INDEX_NAME)
         writer = ix.writer(limitmb=256)
         for text in texts.values():
@@ -172,12 +174,16 @@ class WhooshBackend:
         with self._lock:
             try:
                 searcher = self._current_searcher()
-                keys = searcher.reader().column_reader("key")
+                refs = self._refs(searcher)
                 for term in query.terms:
+                    whoosh_query, phrases = _term_query(term)
+                    docs = searcher.docs_for_query(whoosh_query)
+                    if phrases:
+                        docs = self._verified(docs, refs, phrases)
                     by_kind: dict[str, list] = {}
-                    for docnum in searcher.docs_for_query(_term_query(term)):
-                        kind, ref = keys[docnum].split(":", 1)
-                        by_kind.setdefault(kind, []).append(int(ref) if kind in "ncf" else ref)
+                    for docnum in docs:
+                        kind, ref = refs[docnum]
+                        by_kind.setdefault(kind, []).append(ref)
                     out.append(by_kind)
             except SearchUnavailable:
                 self._close_searcher()
@@ -185,6 +191,35 @@ class WhooshBackend:
             except Exception as exc:  # a damaged segment shows up only when read
                 self._close_searcher()
                 raise SearchUnavailable(str(exc)) from exc
+        return out
+
+    def _refs(self, searcher) -> list[tuple[str, object]]:
+        """docnum → (kind, ref), decoded once per reader: a term matching every firm name
+        would otherwise read and split a hundred thousand keys."""
+        reader = searcher.reader()
+        if self._decoded is None or self._decoded[0] is not reader:
+            refs = []
+            for key in reader.column_reader("key"):
+                kind, ref = key.split(":", 1)
+                refs.append((kind, int(ref) if kind in "ncf" else ref))
+            self._decoded = (reader, refs)
+        return self._decoded[1]
+
+    def _verified(self, docs, refs, phrases: list[str]) -> list[int]:
+        """The candidates (texts holding every pair of each phrase) whose pairs are in
+        phrase order: what Whoosh's Phrase query finds, without reading positions (which
+        made a name shared by 60,000 firms take a second)."""
+        docs = list(docs)
+        keys = [f"{refs[d][0]}:{refs[d][1]}" for d in docs]
+        texts = self.store.texts(keys)
+        out = []
+        for docnum, key in zip(docs, keys):
+            text = texts.get(key)
+            if text is None:
+                continue
+            if all(run in text for run in phrases) or all(_in_order(analysis.bigrams(run), text)
+                                                          for run in phrases):
+                out.append(docnum)
         return out
 
     def search(self, query: ParsedQuery, filters: dict, sort: str, page: int, per_page: int) -> SearchResult:
@@ -201,10 +236,20 @@ class WhooshBackend:
         return self.store.live_item_ids(self.today())
 
 
+def _in_order(pairs: list[str], text: str) -> bool:
+    """The pairs are consecutive tokens of the text's pair field (a phrase match)."""
+    tokens = analysis.pair_tokens(text)
+    n = len(pairs)
+    return any(tokens[i:i + n] == pairs for i in range(len(tokens) - n + 1))
+
+
 def _term_query(term):
     """One term: all its pieces in one text. CJK: a character, a pair, or a phrase of pairs;
-    Latin: the stemmed word, or pinyin."""
-    parts = []
+    Latin: the stemmed word, or pinyin.
+
+    Returns the query and the CJK runs of three or more characters: the query asks for
+    their pairs in any order, and the caller keeps the texts that have them in order."""
+    parts, phrases = [], []
     for kind, piece in term.pieces:
         if kind == "cjk":
             if len(piece) == 1:
@@ -212,10 +257,11 @@ def _term_query(term):
             elif len(piece) == 2:
                 parts.append(Term("pairs", piece))
             else:
-                parts.append(Phrase("pairs", analysis.bigrams(piece)))
+                parts.extend(Term("pairs", pair) for pair in dict.fromkeys(analysis.bigrams(piece)))
+                phrases.append(piece)
         else:
             options = [Term("pairs", analysis.latin_term(piece))]
             if piece.isalpha() and len(piece) >= 2:
                 options.append(Term("pinyin", piece))
             parts.append(Or(options) if len(options) > 1 else options[0])
-    return And(parts) if len(parts) > 1 else parts[0]
+    return (And(parts) if len(parts) > 1 else parts[0]), phrases
