@@ -62,6 +62,8 @@ def _register_cli(app: Flask) -> None:
 
 def _register_hooks(app: Flask) -> None:
     from . import search, web
+    from .services import checks
 
     web.init_app(app)
     search.init_app(app)
+    checks.register()  # anomaly rules on every publish, and a full scan after a bulk load

@@ -35,7 +35,7 @@ def _actor_admin():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex):
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex, scan):
         app.cli.add_command(command)
 
 
@@ -222,3 +222,19 @@ def reindex():
     with click.progressbar(length=total, label="indexing items", file=sys.stderr) as bar:
         count = backend.rebuild(progress=bar.update)
     click.echo(f"reindex: {count} item spans indexed ({backend.name})")
+
+
+@click.command("scan")
+@with_appcontext
+def scan():
+    """Run every anomaly rule on every live item; open, reopen or resolve flags."""
+    from .models import FeeItem
+    from .services import checks
+
+    total = db.session.scalar(select(func.count()).select_from(FeeItem)) or 0
+    with click.progressbar(length=total, label="checking items", file=sys.stderr) as bar:
+        report = checks.full_scan(db.session, _actor_admin(), progress=bar.update)
+    db.session.commit()
+    found = ", ".join(f"{rule} {count}" for rule, count in sorted(report.found.items())) or "nothing"
+    click.echo(f"scan: {report.items} items ({report.live} live) in {report.seconds:.1f} s; found: {found}")
+    click.echo(f"flags: {report.raised} raised, {report.reopened} reopened, {report.resolved} resolved")

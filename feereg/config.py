@@ -45,6 +45,20 @@ class Defaults:
         {"from": "2026-11-01", "rates": {"CNY": "1", "USD": "7.12", "HKD": "0.915"}},
     ]
 
+    # Anomaly rules (feereg/services/anomaly_rules.py).
+    #: A price increase must be published at least this many days before it takes effect.
+    NOTICE_DAYS = 30
+    #: A rise above this percentage over the previous version is flagged as steep.
+    STEEP_RISE_PERCENT = 50
+    #: Peer outliers: at least this many other items in the peer group before judging...
+    PEER_MIN_COUNT = 5
+    #: ...and flagged only when both the amount is at least this multiple of the peer median
+    PEER_OUTLIER_RATIO = 3.0
+    #: and its distance above the median is at least this many scaled MADs (1.4826 x MAD).
+    PEER_OUTLIER_MAD_Z = 5.0
+    #: Words that make a disclosure vague rather than a description of the service.
+    VAGUE_DISCLOSURE = ("详见附件", "详见", "见附件", "另行通知", "另议", "面议", "see attachment", "tbd")
+
 # Environment variables (FEEREG_<NAME>) that override the defaults; JSON values are parsed.
 _ENV_KEYS = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
@@ -57,6 +71,11 @@ _ENV_KEYS = {
     "SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
     "EXCHANGE_RATES": "EXCHANGE_RATES",
     "PASSWORD_MIN_LENGTH": "PASSWORD_MIN_LENGTH",
+    "NOTICE_DAYS": "NOTICE_DAYS",
+    "STEEP_RISE_PERCENT": "STEEP_RISE_PERCENT",
+    "PEER_MIN_COUNT": "PEER_MIN_COUNT",
+    "PEER_OUTLIER_RATIO": "PEER_OUTLIER_RATIO",
+    "PEER_OUTLIER_MAD_Z": "PEER_OUTLIER_MAD_Z",
 }
 
 

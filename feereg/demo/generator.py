@@ -87,6 +87,7 @@ def generate(session: Session, firms: int = 679, items: int = 3751, seed: int = 
         raise RuntimeError("the fee catalog is empty; run `feereg db upgrade` first")
     actor = User(id=None, email="demo@localhost", role="admin", password_hash="!")
     report = Report()
+    _record_policy(session, actor)
     plans = _plan_firms(rng, firms, items, catalog)
     planter = _Planter(rng, catalog)
     done = 0
@@ -320,9 +321,23 @@ def _history(rng: random.Random, values: dict) -> list[PastVersion]:
         if effective > DEMO_DATE:
             break
         factor = Decimal(str(1 + rng.uniform(*NORMAL_CHANGE)))
-        values = _rescaled(values, factor)
+        changed = _within_policy(_rescaled(values, factor))
+        if changed == values:  # a government-set rate does not move with the market
+            continue
+        values = changed
         versions.append(_version(rng, values, effective, reason="年度调价"))
     return versions
+
+
+def _within_policy(values: dict) -> dict:
+    """Ordinary firms stay regular: a government-set fee at its official rate, a guided
+    one at or below the guided rate (which the demo records as the cap)."""
+    basis = values["pricing_basis"]
+    if basis not in ("government_set", "government_guided"):
+        return values
+    official = vocab.PRICES[values["fee_type_code"]][1][values["container_size"]]
+    amount = official if basis == "government_set" else min(values["amount"], official)
+    return {**values, "amount": amount}
 
 
 def _rescaled(values: dict, factor: Decimal) -> dict:
@@ -519,6 +534,28 @@ class _Planter:
             self._set(entry, legal_basis="")
             missing = "legal_basis"
         return self._case("INCOMPLETE", plan, entry, missing=missing)
+
+
+# --- policy -----------------------------------------------------------------------------
+
+#: The policy the planted OVER_CAP and MARKUP cases break, recorded as a regulator would.
+DEMO_POLICY = (
+    {"kind": "cap", "fee_type_code": "TUG", "amount": _Planter.TUG_CAP, "currency": "CNY",
+     "effective_from": date(2019, 4, 1), "reference": "交水规〔2019〕2号（演示）",
+     "note": "演示数据：拖轮费按政府指导价上限收取 / demo: tug fee capped at the guided rate"},
+    {"kind": "official_rate", "fee_type_code": "CPD", "amount": _Planter.OFFICIAL_CPD, "currency": "CNY",
+     "effective_from": date(2019, 4, 1), "reference": "交水规〔2019〕2号（演示）",
+     "note": "演示数据：货物港务费代收，不得加价 / demo: cargo port dues collected at the official rate"},
+)
+
+
+def _record_policy(session: Session, actor) -> None:
+    # Recorded before any item exists, so the re-check each notice triggers finds nothing yet;
+    # the full scan after the load judges the items against them.
+    from ..services import checks
+
+    for values in DEMO_POLICY:
+        checks.record_policy_notice(session, values, actor)
 
 
 # --- demo logins -----------------------------------------------------------------------

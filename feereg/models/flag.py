@@ -54,8 +54,6 @@ class Flag(db.Model):
     note: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
-    #: The last scan or check that found the condition still holding.
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     firm_answer: Mapped[str] = mapped_column(Text, default="")
     firm_answered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

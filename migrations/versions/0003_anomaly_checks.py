@@ -88,7 +88,6 @@ def upgrade():
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('decided_at', sa.DateTime(), nullable=True),
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
-    sa.Column('last_seen_at', sa.DateTime(), nullable=False),
     sa.Column('firm_answer', sa.Text(), nullable=False),
     sa.Column('firm_answered_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
