@@ -515,7 +515,9 @@ class _Planter:
             return None
         twin = self._new_item(plan, items, "DOC", "", keep=(original,), name=("单证费", "Document fee"),
                               amount=original.versions[-1].values["amount"],
-                              direction=original.versions[-1].values["direction"])
+                              direction=original.versions[-1].values["direction"],
+                              # at the original's ports: a twin elsewhere would be a port's own price
+                              ports=original.versions[-1].values["ports"])
         return twin and self._case("DUPLICATE", plan, twin, fee_type="DOC",
                                    other_fee_code=original.versions[-1].values["fee_code"])
 

@@ -92,6 +92,12 @@ class _Args(dict):
 
 # --- what the rules read -----------------------------------------------------------------
 
+#: The version columns an Entry is built from, in this order (checks.py selects them so).
+ENTRY_FIELDS = ("id", "item_id", "firm_id", "seq", "kind", "fee_code", "fee_type_code", "name_zh", "unit",
+                "container_size", "cargo_scope", "trade", "direction", "amount", "currency", "pricing_basis",
+                "service_content", "legal_basis", "ports", "effective_from", "published_at")
+
+
 class Entry:
     """An item's latest published version with the little the rules need around it."""
 
@@ -101,33 +107,26 @@ class Entry:
                  "published_at", "prev_amount", "prev_currency", "prev_version_id", "firm_category",
                  "port_list")
 
-    def __init__(self, row, prev=None, firm_category: str = "", firm_ports: tuple = ()):
-        self.version_id = row.id
-        self.item_id = row.item_id
-        self.firm_id = row.firm_id
-        self.fee_code = row.fee_code
-        self.fee_type_code = row.fee_type_code
-        self.name_zh = row.name_zh
-        self.unit = row.unit
-        self.container_size = row.container_size
-        self.cargo_scope = row.cargo_scope
-        self.trade = row.trade
-        self.direction = row.direction
-        self.amount = row.amount
-        self.currency = row.currency
-        self.pricing_basis = row.pricing_basis
-        self.service_content = row.service_content
-        self.legal_basis = row.legal_basis
-        self.ports = row.ports
-        self.effective_from = row.effective_from
-        self.published_at = row.published_at
-        usable = prev is not None and prev.kind == "publish"
-        self.prev_amount = prev.amount if usable else None
-        self.prev_currency = prev.currency if usable else None
-        self.prev_version_id = prev.id if usable else None
+    def __init__(self, row: tuple, prev: tuple | None = None, firm_category: str = "", firm_ports: tuple = ()):
+        """`row`, `prev`: values in ENTRY_FIELDS order (unpacking a tuple is several times
+        faster than reading named attributes, and a full scan builds a million of these)."""
+        (self.version_id, self.item_id, self.firm_id, _seq, _kind, self.fee_code, self.fee_type_code,
+         self.name_zh, self.unit, self.container_size, self.cargo_scope, self.trade, self.direction,
+         self.amount, self.currency, self.pricing_basis, self.service_content, self.legal_basis, ports,
+         self.effective_from, self.published_at) = row
+        self.ports = ports
+        if prev is not None and prev[4] == "publish":
+            self.prev_version_id, self.prev_amount, self.prev_currency = prev[0], prev[13], prev[14]
+        else:
+            self.prev_version_id = self.prev_amount = self.prev_currency = None
         self.firm_category = firm_category
         # An item naming no port applies wherever its firm works.
-        self.port_list = tuple(row.ports.split(";")) if row.ports else tuple(firm_ports)
+        self.port_list = tuple(ports.split(";")) if ports else tuple(firm_ports)
+
+    @classmethod
+    def of(cls, version, firm_category: str = "", firm_ports: tuple = ()) -> "Entry":
+        """From a FeeItemVersion (or any object with its attributes)."""
+        return cls(tuple(getattr(version, name) for name in ENTRY_FIELDS), None, firm_category, firm_ports)
 
     @property
     def peer_key(self) -> tuple:
@@ -162,8 +161,9 @@ class Policy:
                     best = (rank, notice)
         return best[1] if best else None
 
-    def fee_types(self) -> set[str]:
-        return {code for _, code in self._by}
+    def kinds(self, fee_type_code: str) -> set[str]:
+        """The kinds of notice recorded for a fee type."""
+        return {kind for kind, code in self._by if code == fee_type_code}
 
 
 def _in_scope(notice, entry: Entry) -> bool:
@@ -187,6 +187,7 @@ class Context:
     vague: tuple[str, ...] = ()
     charged_by: dict[str, set] = field(default_factory=dict)
     abolished_names: dict[str, str] = field(default_factory=dict)
+    _applicable: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, config, on: date, catalog: dict, notices: Iterable) -> "Context":
@@ -202,6 +203,28 @@ class Context:
             charged_by={code: set(ft.charged_by_list) for code, ft in catalog.items()},
             abolished_names={ft.name_zh: code for code, ft in catalog.items() if ft.abolished_from},
         )
+
+    def applicable(self, entry: Entry) -> list[tuple[Rule, Callable]]:
+        """The item rules that could find something on this entry: a shortcut only (each rule
+        still checks everything itself), so that a full scan calls few functions per item."""
+        key = (entry.fee_type_code, entry.prev_amount is not None, entry.name_zh in self.abolished_names)
+        found = self._applicable.get(key)
+        if found is None:
+            code = entry.fee_type_code
+            fee_type = self.catalog.get(code)
+            policy = self.policy.kinds(code)
+            possible = {"MISPLACED", "INCOMPLETE"}
+            if (key[2] or fee_type is None or fee_type.abolished_from or not self.charged_by.get(code)
+                    or policy & {"abolish", "merge"}):
+                possible.add("ABOLISHED")
+            if "cap" in policy:
+                possible.add("OVER_CAP")
+            if "official_rate" in policy:
+                possible.add("MARKUP")
+            if key[1]:
+                possible |= {"NO_NOTICE", "STEEP_RISE"}
+            found = self._applicable[key] = [pair for pair in ITEM_RULES if pair[0].code in possible]
+        return found
 
     def judging_date(self, entry: Entry) -> date:
         """An item is judged by the policy in force on its effective date or, once that has

@@ -43,9 +43,7 @@ from .registry import today
 log = logging.getLogger(__name__)
 V = FeeItemVersion
 #: What the rules read of a version (plain columns: a full scan streams every version).
-_COLUMNS = (V.id, V.item_id, V.firm_id, V.seq, V.kind, V.fee_code, V.fee_type_code, V.name_zh, V.unit,
-            V.container_size, V.cargo_scope, V.trade, V.direction, V.amount, V.currency, V.pricing_basis,
-            V.service_content, V.legal_basis, V.ports, V.effective_from, V.published_at)
+_COLUMNS = tuple(getattr(V, name) for name in rules.ENTRY_FIELDS)
 #: Rules a policy notice can change the outcome of.
 POLICY_RULES = ("ABOLISHED", "OVER_CAP", "MARKUP")
 #: Rules a scan or publish judges (UNDISCLOSED comes from complaints and invoices only).
@@ -129,8 +127,8 @@ def _firms(session: Session, firm_ids: Iterable[int] | None = None) -> dict[int,
         q_port = select(FirmPort.firm_id, FirmPort.port).order_by(FirmPort.firm_id, FirmPort.port)
         if chunk is not None:
             q_firm, q_port = q_firm.where(Firm.id.in_(chunk)), q_port.where(FirmPort.firm_id.in_(chunk))
-        categories.update(session.execute(q_firm).tuples().all())
-        for firm_id, port in session.execute(q_port).tuples():
+        categories.update(((fid, cat) for fid, cat in session.execute(q_firm)))
+        for firm_id, port in session.execute(q_port):
             ports.setdefault(firm_id, []).append(port)
     return {fid: (cat, tuple(ports.get(fid, ()))) for fid, cat in categories.items()}
 
@@ -140,12 +138,14 @@ def _walk(session: Session, *conditions):
     (conditions on the item or firm, so all of an item's versions are seen), streamed in
     item order: the database sorts, Python keeps two rows at a time."""
     stmt = select(*_COLUMNS).where(*conditions).order_by(V.item_id, V.seq)
+    # Core rows through the session's connection, streamed: no ORM row processing.
+    result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=10_000))
     current, latest, previous = None, None, None
-    for row in session.execute(stmt.execution_options(yield_per=10_000)):
-        if row.item_id != current:
+    for row in result:
+        if row[1] != current:
             if current is not None:
                 yield latest, previous
-            current, latest, previous = row.item_id, row, None
+            current, latest, previous = row[1], row, None
         else:
             previous, latest = latest, row
     if current is not None:
@@ -165,14 +165,14 @@ def _peer_members(session: Session, key: tuple) -> list:
     newer = exists().where(later.item_id == V.item_id, later.seq > V.seq)
     stmt = select(*_COLUMNS).where(V.fee_type_code == fee_type, V.unit == unit, V.container_size == size,
                                    V.cargo_scope == scope, V.kind == "publish", ~newer)
-    return list(session.execute(stmt))
+    return list(session.connection().execute(stmt))
 
 
 # --- running the rules ----------------------------------------------------------------------
 
 def _item_findings(entry: Entry, ctx: Context, only: Iterable[str] | None = None) -> list[Finding]:
     found = []
-    for rule, check in rules.ITEM_RULES:
+    for rule, check in ctx.applicable(entry):
         if only is not None and rule.code not in only:
             continue
         evidence = check(entry, ctx)
@@ -255,14 +255,14 @@ def full_scan(session: Session, actor=None, progress: Callable[[int], None] | No
     pending = 0
     for latest, previous in _walk(session):
         report.items += 1
-        latest_versions.add(latest.id)
+        latest_versions.add(latest[0])  # rows by position on this hot path: see ENTRY_FIELDS
         pending += 1
         if progress and pending == 10_000:
             progress(pending)
             pending = 0
-        if latest.kind != "publish":
+        if latest[4] != "publish":
             continue
-        category, ports = firms.get(latest.firm_id, ("", ()))
+        category, ports = firms.get(latest[2], ("", ()))
         entry = Entry(latest, previous, category, ports)
         findings.extend(_item_findings(entry, ctx))
         # Peers and duplicates need only the numbers and scope: drop the long texts.
@@ -443,7 +443,7 @@ def check_charge(session: Session, firm: Firm, charge: Charge) -> dict | None:
     ctx = context(session)
     firms = _firms(session, [firm.id])
     category, ports = firms.get(firm.id, ("", ()))
-    schedule = [Entry(v, None, category, ports) for v in history.schedule_on(session, firm, charge.charged_on)]
+    schedule = [Entry.of(v, category, ports) for v in history.schedule_on(session, firm, charge.charged_on)]
     return rules.undisclosed(charge, schedule, ctx)
 
 
@@ -543,6 +543,8 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
             audit.record(session, "flag.raise", actor, flag, flag.firm_id, rule=flag.rule,
                          item_id=flag.item_id, version_id=flag.version_id)
         report.raised += len(raised)
+    # Flushed here: the checks read through Core statements, which do not autoflush.
+    session.flush()
     return result
 
 
