@@ -2,6 +2,7 @@
 from .audit import AuditEvent
 from .catalog import FeeType
 from .complaint import COMPLAINT_STATUSES, Complaint
+from .compliance import CASE_STATUSES, ComplianceCase, ComplianceStep
 from .fee import PUBLISHED_FIELDS, FeeItem, FeeItemVersion
 from .firm import Firm, FirmPort
 from .flag import FLAG_STATUSES, SEVERITIES, Flag
@@ -13,4 +14,5 @@ __all__ = [
     "AuditEvent", "FeeType", "FeeItem", "FeeItemVersion", "PUBLISHED_FIELDS",
     "Firm", "FirmPort", "PendingImport", "User",
     "Complaint", "COMPLAINT_STATUSES", "Flag", "FLAG_STATUSES", "SEVERITIES", "PolicyNotice", "POLICY_KINDS",
+    "ComplianceCase", "ComplianceStep", "CASE_STATUSES",
 ]
