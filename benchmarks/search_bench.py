@@ -13,12 +13,20 @@ every query, measured three ways on the same data and the same queries:
   document per item, fed the same character pairs (a trigram index cannot match a
   two-character query otherwise), with the same facet and page queries.
 
+Then, on the same registry, the latency of a fixed set of comparisons
+(feereg.services.compare: common fee types by container size and port) and of
+shipment quotes (feereg.services.quote: YANTIAN and SHEKOU, export and import, a few
+container mixes and services), and the process's peak memory.
+
+    --pg postgresql+psycopg://postgres@127.0.0.1:5432/feereg_bench   registry on PostgreSQL
+
 A timed test would be flaky; this prints figures to compare runs on one machine.
 """
 from __future__ import annotations
 
 import argparse
 import random
+import resource
 import sqlite3
 import statistics
 import sys
@@ -167,9 +175,66 @@ def fts_search(conn: sqlite3.Connection, q: str) -> int:
     return total
 
 
+# --- compare and quote ------------------------------------------------------------------------
+
+def compare_requests() -> list[dict]:
+    """Common fee types, by container size and port (and a category), as the compare page asks."""
+    requests = []
+    for fee_type in ("THC", "DOC", "LOLO", "EIR"):
+        for port in ("YANTIAN", "SHEKOU", None):
+            for size in ("20", "40", None):
+                requests.append({"fee_type": fee_type, "port": port, "size": size})
+    requests += [{"fee_type": "THC", "port": "YANTIAN", "size": "40", "category": "shipping_line"},
+                 {"fee_type": "LOLO", "port": "SHEKOU", "size": "20", "category": "offport_yard"},
+                 {"fee_type": "DOC", "port": "SHEKOU", "unit": "per_bl"},
+                 {"fee_type": "EIR", "port": "YANTIAN", "size": "40HQ"}]
+    return requests
+
+
+def quote_requests() -> list:
+    from feereg.services.quote import Shipment
+
+    shipments = []
+    mixes = ({"20": 1}, {"40": 2}, {"20": 2, "40HQ": 1}, {"40HQ": 5})
+    for port in ("YANTIAN", "SHEKOU"):
+        for direction in ("export", "import"):
+            for index, containers in enumerate(mixes):
+                services = (frozenset(), frozenset({"customs"}), frozenset({"customs", "trucking"}),
+                            frozenset({"inspection", "stuffing"}))[index]
+                shipments.append(Shipment(port=port, direction=direction, containers=containers,
+                                          bills=1 + index % 2, storage_days=(0, 3, 7, 12)[index], services=services))
+    return shipments
+
+
+def time_compare_and_quote(session) -> None:
+    from feereg.services.compare import compare_fee_type
+    from feereg.services.quote import quote_shipment
+
+    def compare(request):
+        result = compare_fee_type(session, **request)
+        session.rollback()
+        return len(result.rows) if result else 0
+
+    def quote(shipment):
+        result = quote_shipment(session, shipment)
+        session.rollback()
+        return len(result.quotes)
+
+    compares, quotes = compare_requests(), quote_requests()
+    compare(compares[0]), quote(quotes[0])  # warm caches once
+    times, found = timed(compare, compares)
+    report("compare", times, found, len(compares))
+    times, found = timed(quote, quotes)
+    report("quote", times, found, len(quotes))
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
 # --- one size ------------------------------------------------------------------------------
 
-def run(items: int, firms: int | None, seed: int, n_queries: int, keep: Path | None) -> None:
+def run(items: int, firms: int | None, seed: int, n_queries: int, keep: Path | None, pg: str | None) -> None:
     from flask_migrate import upgrade
 
     from feereg.demo.generator import generate
@@ -177,10 +242,12 @@ def run(items: int, firms: int | None, seed: int, n_queries: int, keep: Path | N
 
     workdir = Path(tempfile.mkdtemp(prefix=f"feereg-bench-{items}-", dir=keep))
     firms = firms or max(679, items // 6)
-    print(f"\n== {items:,} items, {firms:,} firms (seed {seed}) in {workdir}")
+    database = pg or f"sqlite:///{workdir / 'registry.sqlite'}"
+    print(f"\n== {items:,} items, {firms:,} firms (seed {seed}) in {workdir}, registry on "
+          f"{'PostgreSQL' if pg else 'SQLite'}")
     # Loading with the null backend: the bulk-load hook would otherwise rebuild the index
     # once more, untimed; the rebuild is timed explicitly below.
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'registry.sqlite'}",
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database,
                       "SEARCH_DIR": str(workdir / "search"), "SECRET_KEY": "bench", "SEARCH_BACKEND": "null"})
     with app.app_context():
         upgrade()
@@ -210,6 +277,9 @@ def run(items: int, firms: int | None, seed: int, n_queries: int, keep: Path | N
             db.session.rollback()
             return result.total
 
+        started = time.perf_counter()
+        via_backend(queries[0])  # the first search loads the item columns into memory
+        print(f"  first search       {time.perf_counter() - started:8.2f} s   (loads the item columns)")
         for fn in (via_backend, via_service):  # warm caches once
             fn(queries[0])
         times, found = timed(via_backend, queries)
@@ -229,6 +299,9 @@ def run(items: int, firms: int | None, seed: int, n_queries: int, keep: Path | N
         report("fts5", times, found, len(queries))
         conn.close()
 
+        time_compare_and_quote(db.session)
+        print(f"  peak memory        {peak_memory_mb():8.0f} MB (whole benchmark process)")
+
 
 def _parses(q: str) -> bool:
     try:
@@ -245,9 +318,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--queries", type=int, default=240)
     parser.add_argument("--workdir", type=Path, default=None, help="where to build (default: a temp dir)")
+    parser.add_argument("--pg", default=None, help="an empty PostgreSQL database for the registry "
+                        "(default: SQLite in the work directory); one size per run")
     args = parser.parse_args(argv)
-    for items in args.items or [3751]:
-        run(items, args.firms, args.seed, args.queries, args.workdir)
+    sizes = args.items or [3751]
+    if args.pg and len(sizes) > 1:
+        parser.error("--pg takes one --items per run (the database must start empty)")
+    for items in sizes:
+        run(items, args.firms, args.seed, args.queries, args.workdir, args.pg)
 
 
 if __name__ == "__main__":
