@@ -1,6 +1,8 @@
 """Unified social credit code (统一社会信用代码) checks per GB 32100-2015."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 symbols: no I, O, S, V, Z
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -25,17 +27,17 @@ def validate(raw: str) -> str:
     """Return the normalised code, or raise InvalidCreditCode saying what is wrong."""
     code = normalise(raw)
     if len(code) != 18:
-        raise InvalidCreditCode(f"must be 18 characters, got {len(code)}")
+        raise InvalidCreditCode(_l("must be 18 characters, got %(n)s", n=len(code)))
     bad = sorted({ch for ch in code if ch not in _VALUE})
     if bad:
         raise InvalidCreditCode(
-            "contains characters not allowed in a credit code: " + " ".join(bad)
+            _l("contains characters not allowed in a credit code: %(chars)s", chars=" ".join(bad))
         )
     if not code[2:8].isdigit():
-        raise InvalidCreditCode("characters 3–8 must be the administrative division code (digits)")
+        raise InvalidCreditCode(_l("characters 3–8 must be the administrative division code (digits)"))
     expected = check_digit(code[:17])
     if code[17] != expected:
-        raise InvalidCreditCode(f"check digit is {code[17]}, expected {expected}")
+        raise InvalidCreditCode(_l("check digit is %(got)s, expected %(expected)s", got=code[17], expected=expected))
     return code
 
 

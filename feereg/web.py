@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import BadRequest
 
 from . import codes
 from .extensions import db, login_manager
@@ -78,6 +79,13 @@ def init_app(app: Flask) -> None:
     def csrf_error(error):
         return _error_page(400, _("The form expired or was not sent from this site. Reload the page and try again.")), 400
 
+    @app.errorhandler(400)
+    def bad_request(error):
+        # A view's own reason (already in the reader's language), else a general one: never
+        # Werkzeug's bare English page.
+        message = error.description if error.description != BadRequest.description else None
+        return _error_page(400, message or _("The request was not understood; check the address and try again.")), 400
+
     @app.errorhandler(403)
     def forbidden(error):
         return _error_page(403, _("You do not have permission to see this page.")), 403
@@ -85,6 +93,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(error):
         return _error_page(404, _("This page does not exist.")), 404
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        allow = {"Allow": ", ".join(error.valid_methods)} if error.valid_methods else {}
+        return _error_page(405, _("This page cannot be used that way; follow a link or a button on the site.")), 405, allow
 
     @app.errorhandler(413)
     def too_large(error):

@@ -49,13 +49,16 @@ class FeeItemForm(BaseForm):
         self.cleaned: dict = {}
         self.fee_type.choices = choices(
             (ft.code, f"{ft.code} · {ft.display_name(lang)}") for ft in catalog.types.values())
-        self.unit.choices = code_choices(codes.UNITS, lang)
+        # Empty means "the fee type's own" (item_fields fills it in): a publisher who only picks
+        # the fee type must not silently publish the first unit or pricing basis of the list.
+        as_catalog = choices([("", _l("as in the fee catalog"))])
+        self.unit.choices = as_catalog + code_choices(codes.UNITS, lang)
         self.container_size.choices = code_choices(codes.CONTAINER_SIZES, lang, any_label=True)
         self.cargo_scope.choices = code_choices(codes.CARGO_SCOPES, lang, any_label=True)
         self.trade.choices = code_choices(codes.TRADES, lang, any_label=True)
         self.direction.choices = code_choices(codes.DIRECTIONS, lang, any_label=True)
         self.currency.choices = code_choices(codes.CURRENCIES, lang)
-        self.pricing_basis.choices = code_choices(codes.PRICING_BASES, lang)
+        self.pricing_basis.choices = as_catalog + code_choices(codes.PRICING_BASES, lang)
         self.ports.choices = port_choices(lang)
         if self.effective_from.data is None:
             self.effective_from.data = today()

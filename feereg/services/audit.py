@@ -8,6 +8,8 @@ from ..models import AuditEvent
 
 
 def record(session: Session, action: str, actor=None, subject=None, firm_id=None, **detail) -> AuditEvent:
+    # current_user is a proxy: record the user it stands for, not "LocalProxy".
+    subject = subject._get_current_object() if hasattr(subject, "_get_current_object") else subject
     ip = ""
     if has_request_context():
         ip = request.remote_addr or ""

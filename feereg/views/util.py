@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import abort, request
+from flask_babel import gettext as _
 
 
 def page_arg() -> int:
@@ -21,4 +22,4 @@ def date_arg(name: str = "on") -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        abort(400, description=f"{name} must be a date as YYYY-MM-DD")
+        abort(400, description=_("“%(value)s” is not a date; write dates as YYYY-MM-DD, e.g. 2025-06-30.", value=raw[:40]))
