@@ -380,3 +380,23 @@ def test_cli_scan_reports_what_it_found(runner, session):
     result = runner.invoke(args=["scan"])
     assert result.exit_code == 0, result.output
     assert "MISPLACED 1" in result.output and "0 raised" in result.output
+
+
+def test_a_change_flag_stays_with_its_version_when_a_later_change_is_regular(session):
+    firm, user = firm_and_user("shipping_line")
+    item = publish(firm, user, effective_from=days(-200), amount="450")
+    republish(session, item, user, days(5), amount="500")
+    flag = open_flags(session, "NO_NOTICE", item)[0]
+    republish(session, item, user, days(60), amount="520")
+    checks.full_scan(session)
+    # The rise without notice happened; a later, regular change does not undo it.
+    assert open_flags(session, "NO_NOTICE", item) == [flag] and flag.version_id == item.versions[1].id
+
+
+def test_a_state_flag_resolves_when_the_item_changes_type(session):
+    firm, user = firm_and_user("offport_yard")
+    item = publish(firm, user, fee_type="THC", name_zh="码头操作费", unit="per_container", container_size="20",
+                   amount="1050")
+    republish(session, item, user, days(40), fee_type="LOLO", name_zh="吊箱费", unit="per_container",
+              container_size="20", amount="180")
+    assert open_flags(session, item=item) == []

@@ -79,9 +79,10 @@ class Scope:
     """Which open flags a check was in a position to find again (the others it leaves alone)."""
     #: rule → item ids judged for it; None: every item.
     items: dict[str, set[int] | None]
-    #: The latest version of every item judged: an event flag (NO_NOTICE, STEEP_RISE) on an
-    #: older version is history, not something this check could find again.
-    latest_versions: set[int] = field(default_factory=set)
+    #: item id → the latest version the check judged. An event flag (NO_NOTICE, STEEP_RISE)
+    #: on an older version is history, not something this check could find again; a flag on
+    #: a version the check did not see (published while a long scan ran) is not its to resolve.
+    latest: dict[int, int] = field(default_factory=dict)
 
     def covers(self, flag: Flag) -> bool:
         if flag.item_id is None or flag.rule not in self.items:
@@ -89,7 +90,14 @@ class Scope:
         ids = self.items[flag.rule]
         if ids is not None and flag.item_id not in ids:
             return False
-        return not RULES[flag.rule].event or flag.version_id in self.latest_versions
+        seen = self.latest.get(flag.item_id)
+        if seen is None or flag.version_id is None:
+            return False
+        if flag.version_id == seen:
+            return True
+        # A state flag left on an older version (its item changed type, say, so the flag
+        # could not follow) is the check's to resolve; an event flag there is history.
+        return not RULES[flag.rule].event and flag.version_id < seen
 
 
 @dataclass
@@ -251,11 +259,11 @@ def full_scan(session: Session, actor=None, progress: Callable[[int], None] | No
     findings: list[Finding] = []
     live: list[Entry] = []
     duplicates: dict[tuple, list[Entry]] = {}
-    latest_versions: set[int] = set()
+    latest_versions: dict[int, int] = {}
     pending = 0
     for latest, previous in _walk(session):
         report.items += 1
-        latest_versions.add(latest[0])  # rows by position on this hot path: see ENTRY_FIELDS
+        latest_versions[latest[1]] = latest[0]  # rows by position on this hot path: see ENTRY_FIELDS
         pending += 1
         if progress and pending == 10_000:
             progress(pending)
@@ -330,7 +338,7 @@ def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date 
         return Entry(latest, previous, category, ports)
 
     findings: list[Finding] = []
-    latest_versions = {latest.id for latest, _ in walked}
+    latest_versions = {latest.item_id: latest.id for latest, _ in walked}
     report.items = len(walked)
     for latest, previous in walked:
         if latest.kind == "publish":
@@ -345,6 +353,8 @@ def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date 
     findings.extend(_peer_findings([entry(row) for row in members], ctx))
 
     firm_item_ids = {latest.item_id for latest, _ in firm_items}
+    latest_versions.update({latest.item_id: latest.id for latest, _ in firm_items})
+    latest_versions.update({row.item_id: row.id for row in members})
     scope = Scope({code: set(item_ids) for code in SCANNED_RULES}, latest_versions)
     scope.items["DUPLICATE"] = firm_item_ids | item_ids
     scope.items["PEER_OUTLIER"] = {row.item_id for row in members} | item_ids
@@ -389,7 +399,7 @@ def recheck_fee_type(session: Session, fee_type_code: str, actor=None) -> CheckR
             findings.extend(_item_findings(Entry(latest, previous, category, ports), ctx, POLICY_RULES))
     report.items = len(walked)
     item_ids = {latest.item_id for latest, _ in walked}
-    scope = Scope({code: item_ids for code in POLICY_RULES}, {latest.id for latest, _ in walked})
+    scope = Scope({code: item_ids for code in POLICY_RULES}, {latest.item_id: latest.id for latest, _ in walked})
     candidates = _open_flags(session, item_ids=item_ids) + _flags_by_fingerprint(session, findings)
     _reconcile(session, findings, scope, candidates, actor, report)
     return report
@@ -504,7 +514,8 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
         flag = by_fingerprint.get(finding.fingerprint)
         if flag is None and not RULES[finding.rule].event:
             flag = open_by_subject.get((finding.rule, finding.subject))
-            if flag is not None and id(flag) not in matched:
+            # Only forward: never back onto a version older than the one the flag is on.
+            if flag is not None and id(flag) not in matched and (flag.version_id or 0) <= (finding.version_id or 0):
                 # The item changed and still breaks the rule: the open flag follows it.
                 del by_fingerprint[flag.fingerprint]
                 flag.version_id, flag.fingerprint = finding.version_id, finding.fingerprint
