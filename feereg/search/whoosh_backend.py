@@ -177,9 +177,17 @@ class WhooshBackend:
                 refs = self._refs(searcher)
                 for term in query.terms:
                     whoosh_query, phrases = _term_query(term)
-                    docs = searcher.docs_for_query(whoosh_query)
-                    if phrases:
-                        docs = self._verified(docs, refs, phrases)
+                    if phrases and all(kind == "cjk" for kind, _ in term.pieces):
+                        # Chinese only: the rarest pair's texts, each checked for the whole term
+                        # (Whoosh intersects a pair every firm name has slowly).
+                        runs = [piece for _, piece in term.pieces]
+                        rarest = min((pair for run in phrases for pair in analysis.bigrams(run)),
+                                     key=lambda pair: searcher.doc_frequency("pairs", pair))
+                        docs = self._verified(searcher.docs_for_query(Term("pairs", rarest)), refs, runs)
+                    else:
+                        docs = searcher.docs_for_query(whoosh_query)
+                        if phrases:
+                            docs = self._verified(docs, refs, phrases)
                     by_kind: dict[str, list] = {}
                     for docnum in docs:
                         kind, ref = refs[docnum]
@@ -206,9 +214,9 @@ class WhooshBackend:
         return self._decoded[1]
 
     def _verified(self, docs, refs, phrases: list[str]) -> list[int]:
-        """The candidates (texts holding every pair of each phrase) whose pairs are in
-        phrase order: what Whoosh's Phrase query finds, without reading positions (which
-        made a name shared by 60,000 firms take a second)."""
+        """The candidates that hold each CJK run — a character or pair as a token, a longer
+        run as a phrase of pairs in order: what Whoosh's Phrase query finds, without reading
+        positions (which made a name shared by 60,000 firms take a second)."""
         docs = list(docs)
         keys = [f"{refs[d][0]}:{refs[d][1]}" for d in docs]
         texts = self.store.texts(keys)
@@ -217,8 +225,7 @@ class WhooshBackend:
             text = texts.get(key)
             if text is None:
                 continue
-            if all(run in text for run in phrases) or all(_in_order(analysis.bigrams(run), text)
-                                                          for run in phrases):
+            if all(run in text or (len(run) > 2 and _in_order(analysis.bigrams(run), text)) for run in phrases):
                 out.append(docnum)
         return out
 
