@@ -11,9 +11,9 @@ from ..models import FeeItem, FeeItemVersion, Firm, FirmPort
 from . import history
 
 
-@dataclass
-class Page:
-    items: list
+class Paged:
+    """Page arithmetic for anything with `total`, `page` and `per_page`."""
+
     total: int
     page: int
     per_page: int
@@ -29,6 +29,14 @@ class Page:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+@dataclass
+class Page(Paged):
+    items: list
+    total: int
+    page: int
+    per_page: int
 
 
 def paginate(session: Session, stmt, page: int, per_page: int) -> Page:

@@ -18,6 +18,7 @@ from ..models import FeeItemVersion
 from ..search import FACETS, SORTS, SearchUnavailable, get_backend
 from ..search.highlight import highlight
 from ..search.query import ParsedQuery, QueryError, parse
+from .reads import Paged
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Result:
 
 
 @dataclass
-class SearchPage:
+class SearchPage(Paged):
     query: str
     results: list[Result] = field(default_factory=list)
     total: int = 0
@@ -47,18 +48,6 @@ class SearchPage:
     #: A message instead of results: the query cannot be searched, or the index is unavailable.
     error: str | None = None
     notices: list = field(default_factory=list)
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 def clean_filters(raw: dict, fee_type_codes: set[str]) -> dict[str, str]:
