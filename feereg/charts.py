@@ -104,3 +104,40 @@ def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720
     chart.min_x, chart.q1_x, chart.median_x = x_of(stats.min), x_of(stats.q1), x_of(stats.median)
     chart.q3_x, chart.p90_x, chart.max_x = x_of(stats.q3), x_of(stats.p90), x_of(stats.max)
     return chart
+
+
+# --- bars: counts per period (the regulator's weekly trend) -----------------------------------
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    value: int
+    label: str
+
+
+@dataclass
+class BarChart:
+    width: int
+    height: int
+    baseline: float
+    top_value: int
+    bars: list[Bar] = field(default_factory=list)
+
+
+def bar_chart(values: list[tuple[str, int]], width: int = 720, height: int = 150) -> BarChart | None:
+    """One bar per (label, count), drawn as SVG rects with attributes (no style): the tallest
+    bar fills the height; a zero shows as no bar but keeps its slot and label."""
+    if not values:
+        return None
+    top, baseline = 18.0, height - 24.0
+    top_value = max(n for _, n in values) or 1
+    slot = (width - 8) / len(values)
+    chart = BarChart(width, height, baseline, top_value)
+    for i, (label, n) in enumerate(values):
+        h = round((baseline - top) * n / top_value, 1)
+        chart.bars.append(Bar(round(4 + i * slot + slot * 0.15, 1), round(baseline - h, 1),
+                              round(slot * 0.7, 1), h, n, label))
+    return chart

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, render_template, request
 
 from .. import codes
 from ..extensions import db
-from ..services import history, reads
+from ..services import complaints, compliance, history, reads
 from ..services.catalog import CatalogIndex
 from ..services.registry import today
 from .util import date_arg, page_arg
@@ -40,7 +40,8 @@ def firm(code: str):
     schedule = reads.schedule_on(db.session, firm, as_of)
     upcoming = reads.pending_versions(db.session, firm.id, as_of) if on is None else []
     return render_template("public/firm.html", firm=firm, schedule=schedule, on=on, as_of=as_of,
-                           upcoming=upcoming)
+                           upcoming=upcoming, score=compliance.score(db.session, firm),
+                           complaint_counts=complaints.public_counts(db.session, firm.id))
 
 
 @bp.get("/firms/<code>/history")

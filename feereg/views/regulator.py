@@ -1,12 +1,24 @@
-"""The regulator's workspace (role `regulator`): what changed, who is suspended, the audit log."""
+"""The regulator's workspace (role `regulator`; admins may look in): the dashboard of flags and
+complaints, the flags and a decision on each, policy notices, the audit report, the audit log.
+Complaints and compliance cases are in regulator_cases.py, on the same blueprint."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import select
 
+from .. import charts
+from ..exports.csv import csv_bytes
 from ..extensions import db
-from ..models import AuditEvent, Firm
-from ..services import reads
+from ..forms.oversight import FlagDecisionForm, PolicyNoticeForm, ReportForm
+from ..i18n import current_language
+from ..models import AuditEvent, Complaint, Flag, PolicyNotice
+from ..services import audit_report, checks, history, oversight, reads, reviews
+from ..services.anomaly_rules import RULES, describe
+from ..services.catalog import CatalogIndex
+from ..services.errors import ServiceError
+from ..services.registry import today
 from ..web import role_required
 from .util import page_arg
 
@@ -19,11 +31,97 @@ def require_regulator():
     return None
 
 
+@bp.app_template_global()
+def flag_text(flag) -> str:
+    """A flag's explanation in the reader's language."""
+    return describe(flag)
+
+
 @bp.get("/")
 def dashboard():
-    suspended = list(db.session.scalars(select(Firm).where(Firm.status == "suspended").order_by(Firm.name_zh)))
-    return render_template("regulator/dashboard.html", figures=reads.registry_figures(db.session),
-                           changes=reads.latest_changes(db.session, 30), suspended=suspended)
+    f = oversight.FlagFilter.from_args(request.args)
+    board = oversight.dashboard(db.session, f, today())
+    trend = charts.bar_chart([(week.strftime("%m-%d"), n) for week, n in board.trend])
+    return render_template("regulator/dashboard.html", f=f, board=board, trend=trend, rules=list(RULES))
+
+
+@bp.get("/flags")
+def flags():
+    f = oversight.FlagFilter.from_args(request.args)
+    page = reads.paginate(db.session, oversight.flags_query(f), page_arg(), 50)
+    return render_template("regulator/flags.html", f=f, page=page, rules=list(RULES))
+
+
+@bp.route("/flags/<int:flag_id>", methods=["GET", "POST"])
+def flag(flag_id: int):
+    flag = db.session.get(Flag, flag_id) or abort(404)
+    form = FlagDecisionForm()
+    if form.validate_on_submit():
+        try:
+            reviews.decide_flag(db.session, flag, form.decision.data, form.note.data, current_user)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Flag %(id)s %(status)s.", id=flag.id, status=_(flag.status)), "success")
+            return redirect(url_for("regulator.flag", flag_id=flag.id))
+    versions = history.item_history(db.session, flag.item_id) if flag.item_id else []
+    return render_template("regulator/flag.html", flag=flag, form=form, versions=versions,
+                           peers=oversight.peers_of(db.session, flag),
+                           complaint=db.session.get(Complaint, flag.complaint_id) if flag.complaint_id else None)
+
+
+@bp.route("/policy", methods=["GET", "POST"])
+def policy():
+    catalog = CatalogIndex.load(db.session)
+    form = PolicyNoticeForm(list(catalog.types.values()), current_language())
+    if form.validate_on_submit():
+        try:
+            notice, report = checks.record_policy_notice(db.session, form.values, current_user)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Policy notice recorded; %(items)s items re-checked: %(raised)s flags raised, %(resolved)s "
+                    "resolved.", items=report.items, raised=report.raised, resolved=report.resolved), "success")
+            return redirect(url_for("regulator.policy"))
+    notices = list(db.session.scalars(select(PolicyNotice).order_by(PolicyNotice.effective_from.desc(),
+                                                                    PolicyNotice.id.desc())))
+    return render_template("regulator/policy.html", form=form, notices=notices)
+
+
+def _report_filter(form: ReportForm):
+    firm = None
+    if form.firm.data:
+        firm = reads.firm_by_code(db.session, form.firm.data)
+        if firm is None:
+            form.firm.errors = [_("No firm has this credit code.")]
+    f = audit_report.report_filter(form.date_from.data, form.date_to.data, form.category.data or "", firm,
+                                   form.rule.data or "", form.status.data or "")
+    return f, firm
+
+
+@bp.get("/report")
+def report():
+    form = ReportForm(list(RULES), current_language(), request.args)
+    form.validate()
+    f, firm = _report_filter(form)
+    page = reads.paginate(db.session, audit_report.report_query(f), page_arg(), 100)
+    return render_template("regulator/report.html", form=form, firm=firm, page=page,
+                           summary=audit_report.summary(db.session, f), csv_args=request.args.to_dict())
+
+
+@bp.get("/report.csv")
+def report_csv():
+    form = ReportForm(list(RULES), current_language(), request.args)
+    form.validate()
+    f, _firm = _report_filter(form)
+    body = csv_bytes(audit_report.CSV_HEADER, audit_report.csv_rows(db.session, f))
+    name = f"feereg-audit-{today().isoformat()}.csv"
+    return Response(body, mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("/audit")

@@ -1,0 +1,1 @@
+"""Exports of registry tables: CSV now, PDF with a later issue."""
