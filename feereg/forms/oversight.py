@@ -16,8 +16,8 @@ POLICY_KIND_LABELS = {"abolish": _l("Abolished"), "merge": _l("Merged into anoth
 
 class FlagDecisionForm(BaseForm):
     decision = RadioField(_l("Decision"), validators=[InputRequired()],
-                          choices=[("confirm", _l("Confirm: an irregularity")),
-                                   ("dismiss", _l("Dismiss: not an irregularity"))])
+                          choices=choices([("confirm", _l("Confirm: an irregularity")),
+                                           ("dismiss", _l("Dismiss: not an irregularity"))]))
     note = TextAreaField(_l("Note"), validators=[InputRequired(), Length(max=4000)],
                          description=_l("Why: it is kept with the decision and shown to the firm when confirmed."))
 

@@ -82,7 +82,9 @@ def narrow(stmt, f: FlagFilter, with_status: bool = True):
     if f.category:
         stmt = stmt.where(Firm.category == f.category)
     if f.port:
-        stmt = stmt.where(exists().where(FirmPort.firm_id == Flag.firm_id, FirmPort.port == f.port))
+        # An alias: the by-port count joins FirmPort itself, which must not correlate here.
+        served = aliased(FirmPort)
+        stmt = stmt.where(exists().where(served.firm_id == Flag.firm_id, served.port == f.port))
     if f.firm_id is not None:
         stmt = stmt.where(Flag.firm_id == f.firm_id)
     if f.q:
