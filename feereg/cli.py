@@ -190,7 +190,10 @@ def firm_status(credit_code, status, reason):
 def serve(host, port, workers):
     """Serve the site with gunicorn (the production server)."""
     args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-            "--access-logfile", "-", "feereg.wsgi:app"]
+            "--access-logfile", "-",
+            # gunicorn's longest request line: a long search typed into the URL still reaches
+            # the app, which answers it with a message rather than gunicorn's bare 414 page.
+            "--limit-request-line", "8190", "feereg.wsgi:app"]
     click.echo(f"feereg on http://{host}:{port}/")
     os.execvp(args[0], args)
 

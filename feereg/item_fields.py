@@ -236,9 +236,10 @@ def clean_item_values(raw: dict, catalog) -> tuple[dict, list[FieldError]]:
     take("name_en", clean_text, "name_en", 200)
     if fee_type is not None and not values.get("name_en"):
         values["name_en"] = fee_type.name_en if values.get("name_zh") == fee_type.name_zh else values.get("name_en", "")
-    if text(raw.get("unit")) or fee_type is None:
+    # Without a fee type (already an error) there is no default to miss: say nothing more.
+    if text(raw.get("unit")):
         take("unit", clean_choice, codes.UNITS, "unit")
-    else:
+    elif fee_type is not None:
         values["unit"] = fee_type.unit
     take("container_size", clean_container_size)
     take("cargo_scope", clean_choice, codes.CARGO_SCOPES, "cargo_scope", allow_any=True)
@@ -254,9 +255,9 @@ def clean_item_values(raw: dict, catalog) -> tuple[dict, list[FieldError]]:
     if values.get("tax_rate") is not None and values["tax_rate"] > 100:
         errors.append(FieldError("tax_rate", _l("is a percentage and cannot exceed 100")))
     take("tiers", clean_tiers)
-    if text(raw.get("pricing_basis")) or fee_type is None:
+    if text(raw.get("pricing_basis")):
         take("pricing_basis", clean_choice, codes.PRICING_BASES, "pricing_basis")
-    else:
+    elif fee_type is not None:
         values["pricing_basis"] = fee_type.pricing_basis
     take("service_content", clean_text, "service_content", 4000)
     take("legal_basis", clean_text, "legal_basis", 2000)

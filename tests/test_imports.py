@@ -132,6 +132,8 @@ def test_unknown_fee_name_suggests_close_catalog_names(session, firm, publisher)
     preview = imports.preview_file(session, "f.csv", csv_bytes([row(firm.credit_code, name_zh="单证服务")]), publisher)
     message = preview.errors[0].message
     assert "DOC" in message
+    # The unknown type is the one error: no echo about the unit or pricing it would have given.
+    assert [(e.row, e.column) for e in preview.errors] == [(2, "fee_type")]
 
 
 @pytest.mark.parametrize("name", ["文件费", "单证费", "DOC", "doc fee"])
