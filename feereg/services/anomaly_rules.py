@@ -185,6 +185,8 @@ class Context:
     peer_ratio: float = 3.0
     peer_mad_z: float = 5.0
     vague: tuple[str, ...] = ()
+    #: `vague` as one pattern: a million items are checked against it in a full scan.
+    vague_pattern: re.Pattern | None = None
     charged_by: dict[str, set] = field(default_factory=dict)
     abolished_names: dict[str, str] = field(default_factory=dict)
     _applicable: dict = field(default_factory=dict, repr=False)
@@ -200,6 +202,8 @@ class Context:
             peer_ratio=float(config.get("PEER_OUTLIER_RATIO", 3.0)),
             peer_mad_z=float(config.get("PEER_OUTLIER_MAD_Z", 5.0)),
             vague=tuple(config.get("VAGUE_DISCLOSURE", ())),
+            vague_pattern=re.compile("|".join(map(re.escape, config.get("VAGUE_DISCLOSURE", ()))), re.I)
+            if config.get("VAGUE_DISCLOSURE") else None,
             charged_by={code: set(ft.charged_by_list) for code, ft in catalog.items()},
             abolished_names={ft.name_zh: code for code, ft in catalog.items() if ft.abolished_from},
         )
@@ -207,13 +211,16 @@ class Context:
     def applicable(self, entry: Entry) -> list[tuple[Rule, Callable]]:
         """The item rules that could find something on this entry: a shortcut only (each rule
         still checks everything itself), so that a full scan calls few functions per item."""
-        key = (entry.fee_type_code, entry.prev_amount is not None, entry.name_zh in self.abolished_names)
+        key = (entry.fee_type_code, entry.prev_amount is not None, entry.name_zh in self.abolished_names,
+               entry.firm_category)
         found = self._applicable.get(key)
         if found is None:
             code = entry.fee_type_code
             fee_type = self.catalog.get(code)
             policy = self.policy.kinds(code)
-            possible = {"MISPLACED", "INCOMPLETE"}
+            possible = {"INCOMPLETE"}
+            if entry.firm_category not in self.charged_by.get(code, ()):
+                possible.add("MISPLACED")
             if (key[2] or fee_type is None or fee_type.abolished_from or not self.charged_by.get(code)
                     or policy & {"abolish", "merge"}):
                 possible.add("ABOLISHED")
@@ -362,7 +369,7 @@ def incomplete(entry: Entry, ctx: Context) -> dict | None:
     content = (entry.service_content or "").strip()
     if not content:
         problems.append("service_content: missing")
-    elif any(word in content for word in ctx.vague):
+    elif ctx.vague_pattern is not None and ctx.vague_pattern.search(content):
         problems.append(f"service_content: vague ({content[:40]})")
     elif _RANGE.search(content) or _RANGE.search(entry.name_zh or ""):
         problems.append("a range instead of an amount")

@@ -20,6 +20,7 @@ and resolving a flag are audit events.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ class CheckReport:
     reopened: int = 0
     resolved: int = 0
     seconds: float = 0.0
+    #: Where a full scan spent its time (seconds per phase), for the benchmark.
+    phases: dict = field(default_factory=dict)
 
 
 # --- reading what the rules need -----------------------------------------------------------
@@ -208,43 +211,49 @@ def _duplicate_findings(groups: Iterable[list[Entry]], ctx: Context) -> list[Fin
     return found
 
 
-def _amount_cny(entry: Entry, ctx: Context) -> float | None:
-    if entry.currency == "CNY":
-        return float(entry.amount)
-    converted = ctx.cny(entry.amount, entry.currency)
-    return None if converted is None else float(converted)
-
-
-def _peer_findings(members: Iterable[Entry], ctx: Context, judge: Callable[[Entry], bool] | None = None
-                   ) -> list[Finding]:
-    """One grouped pass: amounts per (peer family, port), statistics per group, then each
-    member against the groups of its ports. `judge` limits who is judged (not who counts)."""
-    amounts: dict[tuple, list[float]] = {}
-    valued = []
+def _peer_findings(members: Iterable[Entry], ctx: Context) -> list[Finding]:
+    """One grouped pass: amounts per (peer family, port); statistics per group with enough
+    peers; only members at or above the group's outlier multiple are then judged in full
+    (against every group of their ports) — most items sit near their medians."""
+    groups: dict[tuple, tuple[list[float], list[Entry]]] = {}
     for entry in members:
-        amount = _amount_cny(entry, ctx)
+        amount = float(entry.amount) if entry.currency == "CNY" else _converted(entry, ctx)
         if amount is None:  # no exchange rate configured: neither judged nor counted
             continue
-        valued.append((entry, amount))
-        key = entry.peer_key
+        family = (entry.fee_type_code, entry.unit, entry.container_size, entry.cargo_scope)
         for port in entry.port_list:
-            amounts.setdefault(key + (port,), []).append(amount)
-    stats = {group: rules.peer_stats(values) for group, values in amounts.items()
-             if len(values) > ctx.peer_min_count}
+            group = groups.get(family + (port,))
+            if group is None:
+                group = groups[family + (port,)] = ([], [])
+            group[0].append(amount)
+            group[1].append(entry)
+    stats: dict[tuple, rules.PeerStats] = {}
+    candidates: dict[int, tuple[Entry, float]] = {}
+    for key, (amounts, entries) in groups.items():
+        if len(amounts) <= ctx.peer_min_count:
+            continue
+        median = statistics.median(amounts)
+        limit = ctx.peer_ratio * median
+        above = [(a, e) for a, e in zip(amounts, entries) if a >= limit]
+        if not above:
+            continue
+        stats[key] = rules.peer_stats(amounts)  # the MAD only where someone may be flagged
+        for amount, entry in above:
+            candidates[entry.item_id] = (entry, amount)
     found = []
-    for entry, amount in valued:
-        if judge is not None and not judge(entry):
-            continue
-        key = entry.peer_key
-        groups = [(port, stats[key + (port,)]) for port in entry.port_list if key + (port,) in stats]
-        # Cheap pre-test: most items sit near their medians.
-        if not groups or all(amount < ctx.peer_ratio * s.median for _, s in groups):
-            continue
-        evidence = rules.peer_outlier(entry, amount, groups, ctx)
+    for entry, amount in candidates.values():
+        family = entry.peer_key
+        judged = [(port, stats[family + (port,)]) for port in entry.port_list if family + (port,) in stats]
+        evidence = rules.peer_outlier(entry, amount, judged, ctx)
         if evidence is not None:
             found.append(Finding("PEER_OUTLIER", entry.firm_id, entry.item_id, entry.version_id,
                                  f"item:{entry.item_id}", evidence, entry.fee_type_code))
     return found
+
+
+def _converted(entry: Entry, ctx: Context) -> float | None:
+    converted = ctx.cny(entry.amount, entry.currency)
+    return None if converted is None else float(converted)
 
 
 # --- the full scan --------------------------------------------------------------------------
@@ -280,19 +289,29 @@ def full_scan(session: Session, actor=None, progress: Callable[[int], None] | No
     if progress and pending:
         progress(pending)
     report.live = len(live)
+    mark = _phase(report, "read and item rules", started)
     findings.extend(_duplicate_findings((g for g in duplicates.values() if len(g) > 1), ctx))
     duplicates.clear()
+    mark = _phase(report, "duplicates", mark)
     findings.extend(_peer_findings(live, ctx))
     live.clear()
+    mark = _phase(report, "peer statistics", mark)
     scope = Scope({code: None for code in SCANNED_RULES}, latest_versions)
     candidates = _open_flags(session) + _flags_by_fingerprint(session, findings)
     _reconcile(session, findings, scope, candidates, actor, report)
+    _phase(report, "flags", mark)
     report.seconds = time.perf_counter() - started
     audit.record(session, "checks.scan", actor, None, None, items=report.items, live=report.live,
                  found=dict(report.found), raised=report.raised, reopened=report.reopened,
                  resolved=report.resolved, seconds=round(report.seconds, 2))
     session.flush()
     return report
+
+
+def _phase(report: CheckReport, name: str, since: float) -> float:
+    now = time.perf_counter()
+    report.phases[name] = round(now - since, 2)
+    return now
 
 
 def scan_after_bulk_load() -> None:
