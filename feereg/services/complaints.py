@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from .. import codes, credit_code
+from ..labels import audit_label
 from ..models import COMPLAINT_STATUSES, Complaint, FeeItem, Firm, Flag
 from ..models.types import utcnow
 from . import audit, checks
@@ -70,8 +71,9 @@ def _move(session: Session, complaint: Complaint, name: str, actor, **detail) ->
     if not _may(step, complaint, actor):
         raise PermissionDenied(_l("You may not take this step on this complaint."))
     if complaint.status not in step.sources:
-        raise IllegalTransition(_l("A complaint that is %(status)s cannot be %(step)s.",
-                                   status=complaint.status, step=name))
+        raise IllegalTransition(_l("A complaint that is %(status)s cannot take the step “%(step)s”.",
+                                   status=audit_label("complaint_status", complaint.status),
+                                   step=audit_label("complaint_step", name)))
     before = complaint.status
     complaint.status = step.target
     setattr(complaint, f"{step.target}_at", utcnow())

@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from ..labels import audit_label
 from ..models import POLICY_KINDS, ComplianceCase, ComplianceStep, Firm, Flag, PolicyNotice
 from ..models.types import utcnow
 from . import anomaly_rules, audit, checks, history
@@ -147,7 +148,8 @@ def order_rectification(session: Session, case: ComplianceCase, deadline: date |
     _require_regulator(actor)
     note = _note(note)
     if case.status != "warning":
-        raise ServiceError(_l("Rectification follows a warning; this case is %(status)s.", status=case.status))
+        raise ServiceError(_l("Rectification follows a warning; this case is %(status)s.",
+                              status=audit_label("case_status", case.status)))
     if deadline is None or deadline <= today():
         raise InvalidInput(_l("Give a rectification deadline after today."))
     case.status, case.deadline = "rectification", deadline

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from ..labels import audit_label
 from ..models import Flag
 from ..models.types import utcnow
 from . import audit
@@ -36,7 +37,8 @@ def decide_flag(session: Session, flag: Flag, decision: str, note: str, actor) -
     # Resolved flags (the condition no longer holds) and decided ones are history: a new
     # version that breaks the rule again gets a new open flag from the checks.
     if flag.status != "open":
-        raise ServiceError(_l("Only an open flag can be reviewed; this one is %(status)s.", status=flag.status))
+        raise ServiceError(_l("Only an open flag can be reviewed; this one is %(status)s.",
+                              status=audit_label("flag_status", flag.status)))
     flag.status = DECISIONS[decision]
     flag.reviewer_id = actor.id
     flag.note = note

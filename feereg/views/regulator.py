@@ -13,6 +13,7 @@ from ..exports.csv import csv_bytes
 from ..extensions import db
 from ..forms.oversight import FlagDecisionForm, PolicyNoticeForm, ReportForm
 from ..i18n import current_language
+from ..labels import audit_label
 from ..models import AuditEvent, Complaint, Flag, PolicyNotice
 from ..services import audit_report, checks, history, oversight, reads, reviews
 from ..services.anomaly_rules import RULES, describe
@@ -64,7 +65,7 @@ def flag(flag_id: int):
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash(_("Flag %(id)s %(status)s.", id=flag.id, status=_(flag.status)), "success")
+            flash(_("Flag %(id)s %(status)s.", id=flag.id, status=audit_label("flag_status", flag.status)), "success")
             return redirect(url_for("regulator.flag", flag_id=flag.id))
     versions = history.item_history(db.session, flag.item_id) if flag.item_id else []
     return render_template("regulator/flag.html", flag=flag, form=form, versions=versions,

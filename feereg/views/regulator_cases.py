@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..forms.oversight import StepForm
+from ..labels import audit_label
 from ..models import Complaint
 from ..services import complaints, compliance, reads
 from ..services.errors import ServiceError
@@ -39,7 +40,7 @@ def complaint(complaint_id: int):
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash(_("Complaint %(id)s is now %(status)s.", id=complaint.id, status=_(complaint.status)), "success")
+            flash(_("Complaint %(id)s is now %(status)s.", id=complaint.id, status=audit_label("complaint_status", complaint.status)), "success")
             return redirect(url_for("regulator.complaint", complaint_id=complaint.id))
     return render_template("regulator/complaint.html", complaint=complaint, form=form,
                            steps=complaints.allowed_steps(complaint, current_user),
