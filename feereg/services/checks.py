@@ -350,7 +350,8 @@ def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date 
 
     firm_items: list[tuple] = list(_walk(session, V.firm_id.in_(sorted(firm_ids)))) if firm_ids else []
     members = [row for key in sorted(families) for row in _peer_members(session, key)]
-    firms = _firms(session, firm_ids | {row.firm_id for row in members})
+    # Peers need their firm only to know where an item naming no port applies.
+    firms = _firms(session, firm_ids | {row.firm_id for row in members if not row.ports})
 
     def entry(latest, previous=None) -> Entry:
         category, ports = firms.get(latest.firm_id, ("", ()))
