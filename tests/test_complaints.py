@@ -235,3 +235,15 @@ def test_regulator_complaint_pages_refuse_others(app, session, world, who):
     for url in ("/regulator/complaints", f"/regulator/complaints/{complaint.id}"):
         response = client.get(url)
         assert response.status_code == (302 if who == "anonymous" else 403)
+
+
+def test_the_firm_page_counts_complaints_answered_and_closed(client, session, world):
+    answered, _ = file(session, world["firm_a"])
+    file(session, world["firm_a"])
+    complaints.forward(session, answered, world["regulator"])
+    complaints.answer(session, answered, world["pub_a"], "已处理")
+    complaints.close(session, answered, world["regulator"], "办结")
+    assert complaints.public_counts(session, world["firm_a"].id) == {"total": 2, "answered": 1, "closed": 1}
+    session.commit()
+    page = client.get(f"/firms/{world['firm_a'].credit_code}?lang=en").get_data(as_text=True)
+    assert "Complaints received: 2; answered by the firm: 1; closed by the regulator: 1." in page

@@ -201,10 +201,12 @@ def listing(status: str = "", firm_id: int | None = None):
 
 
 def public_counts(session: Session, firm_id: int) -> dict[str, int]:
-    """For the firm's public page: complaints received and how many were answered or closed."""
-    rows = dict(session.execute(select(Complaint.status, func.count()).where(Complaint.firm_id == firm_id)
-                                .group_by(Complaint.status)).all())
-    return {"total": sum(rows.values()), "answered": rows.get("answered", 0), "closed": rows.get("closed", 0)}
+    """For the firm's public page: complaints received, answered by the firm (whatever
+    happened after), closed by the regulator."""
+    total, answered, closed = session.execute(select(
+        func.count(), func.count(Complaint.answered_at), func.count(Complaint.closed_at))
+        .where(Complaint.firm_id == firm_id)).one()
+    return {"total": total, "answered": answered, "closed": closed}
 
 
 def flags_of(session: Session, complaint: Complaint) -> list[Flag]:
