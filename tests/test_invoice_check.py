@@ -55,7 +55,8 @@ def test_as_published_through_a_catalog_alias_and_per_unit(session, world):
 def test_above_the_published_amount(session, world):
     results = check_invoice(session, parse(line(world["agent"], "文件费", "450.01")))
     assert results[0].mark == "above" and results[0].published.amount == 450
-    assert results[0].complaint_args["amount"] == "450.01" and results[0].complaint_args["item"]
+    args = results[0].complaint_args
+    assert args["amount"] == "450.01" and args["item"] and "450.00 CNY" in args["description"]
 
 
 def test_not_in_the_schedule_by_type_by_unit_and_by_date(session, world):

@@ -28,6 +28,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
@@ -109,14 +110,20 @@ class LineResult:
 
 
 def _describe(result: LineResult) -> str:
+    """The complaint's description, in the shipper's language (it reads it before sending)."""
+    from ..labels import audit_label
+
     line = result.line
-    text = (f"Invoice line {line.number}: {line.fee_name}, {line.quantity} x {line.unit_price} = {line.amount} "
-            f"{line.currency} ({line.unit or '-'}) on {line.charged_on}. Invoice check: {result.mark}")
+    text = gettext("Invoice line %(n)s: %(fee)s, %(qty)s × %(price)s = %(amount)s %(currency)s on %(date)s. "
+                   "Invoice check: %(mark)s.", n=line.number, fee=line.fee_name, qty=line.quantity,
+                   price=line.unit_price, amount=line.amount, currency=line.currency, date=line.charged_on,
+                   mark=audit_label("mark", result.mark))
     if result.published is not None:
-        text += f"; published {result.published.amount} {result.published.currency}"
+        text += " " + gettext("Published: %(amount)s %(currency)s.", amount=result.published.amount,
+                              currency=result.published.currency)
     if result.cap is not None:
-        text += f"; cap {result.cap} {result.cap_currency}"
-    return text + "."
+        text += " " + gettext("Cap: %(amount)s %(currency)s.", amount=result.cap, currency=result.cap_currency)
+    return text
 
 
 # --- reading the lines -----------------------------------------------------------------------
