@@ -3,10 +3,10 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import account, admin, api, public, public_search, publisher, regulator  # noqa: F401 - adds routes
-
-    from . import public_compare  # noqa: F401 - adds the compare and quote routes to public.bp
-    from . import public_audit, publisher_audit, regulator_cases  # noqa: F401 - complaints, invoices, cases
+    from . import account, admin, api, public, publisher, regulator
+    # A big audience's pages come in several modules, each adding its routes to that
+    # audience's blueprint: search, compare and quote, complaints and invoices, cases.
+    from . import public_audit, public_compare, public_search, publisher_audit, regulator_cases  # noqa: F401
 
     app.register_blueprint(public.bp)
     app.register_blueprint(account.bp, url_prefix="/account")
