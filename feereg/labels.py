@@ -20,6 +20,8 @@ LABELS = {
     "mark": {"as_published": _l("as published"), "above": _l("above the published amount"),
              "not_in_schedule": _l("not in the schedule"), "abolished": _l("abolished"),
              "over_cap": _l("over a cap"), "charged_twice": _l("charged twice"), "invalid": _l("cannot be checked")},
+    "policy_kind": {"abolish": _l("Abolished"), "merge": _l("Merged into another fee"),
+                    "cap": _l("Cap (maximum amount)"), "official_rate": _l("Official rate (pass-through)")},
     "score_part": {"completeness": _l("Completeness"), "currency": _l("Currency after policy notices"),
                    "flags": _l("Confirmed irregularities")},
 }

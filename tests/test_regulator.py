@@ -196,4 +196,24 @@ def test_policy_notice_form_records_and_rechecks(app, session, world):
     # The agent's DOC at 450 is above the new cap: re-checked at once.
     flag = session.scalar(select(Flag).where(Flag.rule == "OVER_CAP", Flag.item_id == world["item"].id))
     assert flag is not None and flag.evidence["cap"] == "300.00"
-    assert "测试文件" in client.get("/regulator/policy").get_data(as_text=True)
+    page = client.get("/regulator/policy").get_data(as_text=True)
+    assert "测试文件" in page and "<td>上限（最高金额）" in page  # the kind by its label, not "cap"
+
+
+def test_audit_log_shows_notes_as_written_and_report_choices_by_label(app, session, world):
+    reviews.decide_flag(session, world["agent_cap"], "confirm", "超出上限 <b>", world["regulator"])
+    session.commit()
+    client = app.test_client()
+    login(client, world["regulator"].email)
+    page = client.get("/regulator/audit").get_data(as_text=True)
+    assert "超出上限 &lt;b&gt;" in page and "\\u8d85" not in page  # readable, and escaped
+    page = client.get("/regulator/report?lang=zh").get_data(as_text=True)
+    assert ">已确认</option>" in page and ">confirmed</option>" not in page
+
+
+def test_dashboard_screen_reader_table_is_clipped_in_a_box(app, world):
+    # A table ignores width:1px, so the hidden trend table sits in a clipped div (no sideways scroll).
+    client = app.test_client()
+    login(client, world["regulator"].email)
+    page = client.get("/regulator/").get_data(as_text=True)
+    assert '<div class="sr"><table><caption>' in page and 'class="data sr"' not in page

@@ -7,6 +7,7 @@ from wtforms import DateField, HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
 from .. import codes
+from ..labels import audit_label
 from ..models import POLICY_KINDS
 from .base import BaseForm, GetForm, choices, code_choices
 
@@ -76,6 +77,7 @@ class ReportForm(GetForm):
     def __init__(self, rules, lang: str, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.category.choices = code_choices(codes.CATEGORIES, lang, any_label=True)
-        self.rule.choices = choices([("", codes.ANY.label(lang))] + [(r, r) for r in rules])
+        self.rule.choices = choices([("", codes.ANY.label(lang))] + [
+            (r, f"{r} · {audit_label('rule', r)}") for r in rules])
         self.status.choices = choices([("", codes.ANY.label(lang))] + [
-            (s, s) for s in ("open", "confirmed", "dismissed", "resolved")])
+            (s, audit_label("flag_status", s)) for s in ("open", "confirmed", "dismissed", "resolved")])

@@ -80,7 +80,27 @@ def describe(flag) -> str:
         return flag.explanation
     evidence = flag.evidence or {}
     # Translated first, filled after: a message must not fail over a key old evidence lacks.
-    return gettext(rule.message(evidence)) % _Args(evidence)
+    return gettext(rule.message(evidence)) % _Args(_labelled(evidence))
+
+
+#: Evidence keys holding codes, shown by their label in the reader's language (the stored
+#: explanation and the evidence table keep the codes).
+_LABELLED = {"port": "PORTS", "category": "CATEGORIES", "charged_by": "CATEGORIES", "unit": "UNITS"}
+
+
+def _labelled(evidence: dict) -> dict:
+    from .. import codes
+    from ..i18n import current_language
+
+    lang = current_language()
+    shown = dict(evidence)
+    for key, table_name in _LABELLED.items():
+        value = evidence.get(key)
+        if isinstance(value, str) and value:
+            table = getattr(codes, table_name)
+            shown[key] = ("、" if lang == "zh" else ", ").join(
+                codes.label(table, part.strip(), lang) for part in value.split(","))
+    return shown
 
 
 class _Args(dict):

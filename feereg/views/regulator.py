@@ -3,6 +3,8 @@ complaints, the flags and a decision on each, policy notices, the audit report, 
 Complaints and compliance cases are in regulator_cases.py, on the same blueprint."""
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -36,6 +38,12 @@ def require_regulator():
 def flag_text(flag) -> str:
     """A flag's explanation in the reader's language."""
     return describe(flag)
+
+
+@bp.app_template_filter("readable_json")
+def readable_json(value) -> str:
+    """An audit event's detail as JSON a reader can read: Chinese as written, not \\u escapes."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 @bp.get("/")
