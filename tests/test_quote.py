@@ -189,3 +189,29 @@ def test_quote_form_and_bad_input(client, session):
     assert "Give at least one container." in empty
     huge = client.get("/quote/results?port=YANTIAN&direction=export&count_20=99999999999999999999&bills=1")
     assert huge.status_code == 200
+
+
+def test_a_short_page_ranks_exactly_like_ranking_every_firm(session, lines, admin):
+    # Ranked in SQL, itemised in Python for the page only: the page must be the head of
+    # the full ranking, with the category's firm count.
+    a, b, c = lines
+    full = group(quote.quote_shipment(session, EXPORT, per_category=1000), "shipping_line")
+    for size in (1, 2):
+        result = quote.quote_shipment(session, EXPORT, per_category=size)
+        page = next(g for g in result.groups if g.category == "shipping_line")
+        assert [(q.firm.id, q.total_cny, q.rank) for q in page.quotes] == \
+            [(q.firm.id, q.total_cny, q.rank) for q in full[:size]]
+        assert page.total == 3
+
+
+def test_tiered_storage_is_ranked_by_its_bands(session, admin):
+    # Same flat amount, different bands: the SQL ranking must price the tiers, not the amount.
+    dear = make_firm("offport_yard", name_zh="贵堆场")
+    cheap = make_firm("offport_yard", name_zh="便宜堆场")
+    for firm, tiers in ((dear, "free:1;2-:90"), (cheap, "free:5;6-:10")):
+        fee(firm, admin, "LOLO", 100, "per_container")
+        fee(firm, admin, "STORAGE", 50, "per_container_day", tiers=tiers)
+    session.commit()
+    shipment = Shipment("YANTIAN", "export", {"20": 1}, storage_days=7)
+    page = group(quote.quote_shipment(session, shipment, per_category=1), "offport_yard")
+    assert [(q.firm.name_zh, q.total_cny) for q in page] == [("便宜堆场", D("120.00"))]

@@ -79,7 +79,8 @@ def quote_results():
     form = ShipmentForm(lang, formdata=request.args)
     if not form.validate():
         return render_template("public/quote_form.html", form=form)
-    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang)
+    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang,
+                                          per_category=QUOTE_FIRMS_SHOWN)
     return render_template("public/quote_results.html", form=form, result=result,
                            edit_url=url_for("public.quote_form") + "?" + request.query_string.decode(),
                            services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN,
