@@ -170,6 +170,7 @@ def test_audit_report_page_and_csv_with_neutralised_cells(app, session, world):
     assert f"/regulator/flags/{world['yard_abolished'].id}\"" not in page
     response = client.get(f"/regulator/report.csv?firm={world['agent'].credit_code}")
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"  # one charset, not two
     assert response.data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert {int(r["flag_id"]) for r in rows} == {world["agent_peer"].id, world["agent_cap"].id, world["agent_old"].id}

@@ -129,7 +129,7 @@ def report_csv():
     f, _firm = _report_filter(form)
     body = csv_bytes(audit_report.CSV_HEADER, audit_report.csv_rows(db.session, f))
     name = f"feereg-audit-{today().isoformat()}.csv"
-    return Response(body, mimetype="text/csv; charset=utf-8",
+    return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
