@@ -371,7 +371,8 @@ def test_explanations_are_shown_in_the_readers_language(session):
     assert "港外堆场" in text and "货运代理、船舶代理、船公司" in text and "offport_yard" not in text
     with force_locale("en"):
         text = anomaly_rules.describe(flag)
-    assert "Off-port container yard" in text and "Freight forwarder, Shipping agent, Shipping line" in text
+    assert text == ("THC (码头操作费) is charged by a firm of the category Off-port container yard; only these "
+                    "categories may charge it: Freight forwarder, Shipping agent, Shipping line.")
 
 
 def test_cli_scan_reports_what_it_found(runner, session):

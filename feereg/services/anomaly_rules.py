@@ -369,8 +369,8 @@ def steep_rise(entry: Entry, ctx: Context) -> dict | None:
             "previous_version_id": entry.prev_version_id}
 
 
-@_rule("MISPLACED", "medium", N_("A %(category)s charges %(fee_type)s (%(name)s), which only %(charged_by)s "
-                                 "may charge."))
+@_rule("MISPLACED", "medium", N_("%(fee_type)s (%(name)s) is charged by a firm of the category %(category)s; "
+                                 "only these categories may charge it: %(charged_by)s."))
 def misplaced(entry: Entry, ctx: Context) -> dict | None:
     allowed = ctx.charged_by.get(entry.fee_type_code)
     fee_type = ctx.catalog.get(entry.fee_type_code)
