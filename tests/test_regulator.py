@@ -183,6 +183,15 @@ def test_audit_report_page_and_csv_with_neutralised_cells(app, session, world):
     assert len(list(csv.DictReader(io.StringIO(period.data.decode("utf-8-sig"))))) == 4
 
 
+def test_a_mistyped_firm_reports_nothing_rather_than_everything(app, world):
+    client = app.test_client()
+    login(client, world["regulator"].email)
+    page = client.get("/regulator/report?firm=NOPE").get_data(as_text=True)
+    assert "/regulator/flags/" not in page
+    response = client.get("/regulator/report.csv?firm=NOPE")
+    assert response.status_code == 400 and b"flag_id" not in response.data
+
+
 def test_policy_notice_form_records_and_rechecks(app, session, world):
     client = app.test_client()
     login(client, world["regulator"].email)

@@ -109,6 +109,8 @@ def _report_filter(form: ReportForm):
             form.firm.errors = [_("No firm has this credit code.")]
     f = audit_report.report_filter(form.date_from.data, form.date_to.data, form.category.data or "", firm,
                                    form.rule.data or "", form.status.data or "")
+    if form.firm.errors:
+        f.firm_id = -1  # a mistyped firm reports nothing, never the whole registry
     return f, firm
 
 
@@ -127,6 +129,8 @@ def report_csv():
     form = ReportForm(list(RULES), current_language(), request.args)
     form.validate()
     f, _firm = _report_filter(form)
+    if form.firm.errors:
+        abort(400, description=form.firm.errors[0])
     body = csv_bytes(audit_report.CSV_HEADER, audit_report.csv_rows(db.session, f))
     name = f"feereg-audit-{today().isoformat()}.csv"
     return Response(body, mimetype="text/csv",
