@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import flash, render_template, request, url_for
+from flask import g, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -25,7 +25,10 @@ def audit_labels():
 
 
 @bp.route("/complaints/new", methods=["GET", "POST"])
-@limiter.limit("10 per hour; 3 per minute", methods=["POST"])
+# Filed complaints are limited tightly; a shipper correcting typos is not locked out by
+# them, but hammering the form at all is limited too.
+@limiter.limit("10 per hour; 3 per minute", methods=["POST"], deduct_when=lambda response: g.get("complaint_filed"))
+@limiter.limit("30 per minute", methods=["POST"])
 def complaint_new():
     form = ComplaintForm(current_language())
     if request.method == "GET":
@@ -51,6 +54,7 @@ def complaint_new():
             flash(str(exc), "error")
         else:
             db.session.commit()
+            g.complaint_filed = True
             return render_template("public/complaint_filed.html", complaint=complaint)
     return render_template("public/complaint_form.html", form=form)
 
