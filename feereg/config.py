@@ -48,6 +48,9 @@ class Defaults:
     # Anomaly rules (feereg/services/anomaly_rules.py).
     #: A price increase must be published at least this many days before it takes effect.
     NOTICE_DAYS = 30
+    #: Days a firm has to re-publish after a policy notice takes effect before its
+    #: disclosure score counts the items as out of date.
+    COMPLIANCE_GRACE_DAYS = 30
     #: A rise above this percentage over the previous version is flagged as steep.
     STEEP_RISE_PERCENT = 50
     #: Peer outliers: at least this many other items in the peer group before judging...

@@ -51,8 +51,10 @@ def test_items_not_republished_after_a_notice_lower_currency(session, world):
     checks.record_policy_notice(session, {"kind": "cap", "fee_type_code": "DOC", "amount": "900",
                                           "effective_from": registry.today() + timedelta(days=1)}, world["regulator"])
     assert "currency" not in parts(compliance.score(session, world["firm"]))  # not in force yet
-    later = registry.today() + timedelta(days=2)
-    assert parts(compliance.score(session, world["firm"], on=later)) == {"currency": 30}
+    within_grace = registry.today() + timedelta(days=31)
+    assert "currency" not in parts(compliance.score(session, world["firm"], on=within_grace))
+    after_grace = registry.today() + timedelta(days=32)
+    assert parts(compliance.score(session, world["firm"], on=after_grace)) == {"currency": 30}
 
 
 def test_confirmed_flags_of_the_last_year_lower_the_score(session, world):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import SimpleNamespace
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -96,6 +97,7 @@ def _currency(session: Session, schedule, ports: tuple, on: date) -> tuple[int, 
     """(items a notice in force applies to, those not re-published since it took effect)."""
     types = {v.fee_type_code for v in schedule}
     policy = anomaly_rules.Policy(session.scalars(select(PolicyNotice).where(PolicyNotice.fee_type_code.in_(types))))
+    grace_days = current_app.config.get("COMPLIANCE_GRACE_DAYS", 30)
     touched = stale = 0
     for version in schedule:
         scope = SimpleNamespace(fee_type_code=version.fee_type_code, unit=version.unit,
@@ -107,7 +109,10 @@ def _currency(session: Session, schedule, ports: tuple, on: date) -> tuple[int, 
             continue
         touched += 1
         published_on = (version.published_at + LOCAL_OFFSET).date()
-        if published_on < max(n.effective_from for n in applying):
+        took_effect = max(n.effective_from for n in applying)
+        # A firm has a grace period to re-publish; a notice recorded today with a past
+        # date must not mark down every firm at once.
+        if published_on < took_effect and on > took_effect + timedelta(days=grace_days):
             stale += 1
     return touched, stale
 
