@@ -14,6 +14,9 @@ class Defaults:
     #: "whoosh", or "null" for a deployment without search (see feereg/search/).
     SEARCH_BACKEND = "whoosh"
     REDIS_URL = None
+    #: Rendered schedule PDFs, keyed by the firm's chain head (feereg/exports/pdf.py);
+    #: default: instance/pdf-cache.
+    PDF_CACHE_DIR = None
 
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -69,6 +72,7 @@ _ENV_KEYS = {
     "SEARCH_DIR": "SEARCH_DIR",
     "SEARCH_BACKEND": "SEARCH_BACKEND",
     "REDIS_URL": "REDIS_URL",
+    "PDF_CACHE_DIR": "PDF_CACHE_DIR",
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "IMPORT_MAX_ROWS": "IMPORT_MAX_ROWS",
     "SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
@@ -95,7 +99,7 @@ def from_environment(environ=os.environ) -> dict:
         if f"FEEREG_{env_name}" in environ:
             raw = environ[f"FEEREG_{env_name}"]
             found[key] = raw if key in ("SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SEARCH_DIR", "REDIS_URL",
-                                                              "SEARCH_BACKEND") else _parse(raw)
+                                                              "SEARCH_BACKEND", "PDF_CACHE_DIR") else _parse(raw)
     return found
 
 
@@ -128,6 +132,8 @@ def finish(app) -> None:
     cfg["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(cfg["SQLALCHEMY_DATABASE_URI"])
     if not cfg.get("SEARCH_DIR"):
         cfg["SEARCH_DIR"] = str(instance / "search")
+    if not cfg.get("PDF_CACHE_DIR"):
+        cfg["PDF_CACHE_DIR"] = str(instance / "pdf-cache")
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = instance_secret_key(app.instance_path)
     if cfg.get("REDIS_URL") and cfg.get("RATELIMIT_STORAGE_URI", "memory://") == "memory://":

@@ -83,6 +83,7 @@ def _test_config(database_url: str, tmp: Path) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret",
         "SEARCH_DIR": str(tmp / "search"),
+        "PDF_CACHE_DIR": str(tmp / "pdf-cache"),
         "RATELIMIT_ENABLED": False,
         "PASSWORD_MIN_LENGTH": 10,
         "PASSWORD_HASH_FAST": True,

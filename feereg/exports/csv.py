@@ -38,6 +38,15 @@ def neutralise(value) -> str | int | float | Decimal:
     return text
 
 
+def restore(value):
+    """Undo `neutralise` on a text cell read back from one of our files, so an exported
+    schedule re-imports unchanged: "'=x" was "=x". Only a quote followed by a formula
+    start is ours; any other leading quote is the writer's own text and stays."""
+    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START:
+        return value[1:]
+    return value
+
+
 def iter_csv(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
     """The file as text chunks (a BOM, the header, then one chunk per row): stream it."""
     buffer = io.StringIO()

@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 
+from ..exports.csv import restore
 from .columns import canonical_header
 
 
@@ -106,7 +107,8 @@ def _row_dict(header: list[str], cells) -> dict:
     row = {}
     for index, name in enumerate(header):
         if name:
-            row[name] = cells[index] if index < len(cells) else ""
+            # A cell our own export neutralised ("'=..." for "=...") reads back as written.
+            row[name] = restore(cells[index]) if index < len(cells) else ""
     extra = [c for c in cells[len(header):] if str(c or "").strip()]
     if extra:
         row["__extra__"] = extra

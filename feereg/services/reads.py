@@ -106,4 +106,13 @@ def pending_versions(session: Session, firm_id: int, on: date) -> list[FeeItemVe
     ))
 
 
+def chain_heads(session: Session, firm_ids) -> dict[int, str]:
+    """Each firm's latest version hash (the head of its chain), printed beside its rows in
+    a comparison or quote PDF so a reader can check them against the registry."""
+    ids = list(firm_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(Firm.id, Firm.chain_head).where(Firm.id.in_(ids))).all())
+
+
 schedule_on = history.schedule_on

@@ -7,6 +7,7 @@ def register_blueprints(app: Flask) -> None:
     # A big audience's pages come in several modules, each adding its routes to that
     # audience's blueprint: search, compare and quote, complaints and invoices, cases.
     from . import public_audit, public_compare, public_search, publisher_audit, regulator_cases  # noqa: F401
+    from . import public_exports, regulator_exports  # noqa: F401  (PDF, CSV and XLSX downloads)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(account.bp, url_prefix="/account")

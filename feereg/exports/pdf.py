@@ -1,0 +1,156 @@
+"""Print-quality PDFs (A4) of a schedule, a comparison, a quote and the audit report.
+
+WeasyPrint renders templates/print/*.html. Three things keep it fast and correct:
+
+- It never fetches the app over HTTP: the base URL is `file://` to static/ and the print
+  stylesheet is parsed once per process (STYLE habit 11).
+- static/print.css is written for layout speed (fixed table layout and column widths,
+  separate borders, flat cells); see the benchmark in benchmarks/pdf_bench.py.
+- A schedule is a pure function of the firm's hash chain, the language and the as-of
+  date, so repeated downloads of an unchanged schedule are served from an on-disk cache
+  keyed by those (PdfCache): no re-render until the firm publishes.
+
+The page numbers ("page X of Y") live in a page-margin box; their words come from the
+message catalog, so the margin-box rule is generated per language (page_label_css).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from flask import current_app, render_template
+from flask_babel import gettext as _
+
+PDF_MIMETYPE = "application/pdf"
+#: The project's top level (static/, templates/); not imported from feereg/__init__, which
+#: nothing below the app factory imports.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATIC_DIR = PROJECT_ROOT / "static"
+PRINT_CSS = STATIC_DIR / "print.css"
+#: The print templates: a change to any of them (or the stylesheet) invalidates cached PDFs.
+PRINT_TEMPLATES = PROJECT_ROOT / "templates" / "print"
+#: Cached schedules kept on disk before the oldest are removed.
+CACHE_MAX_FILES = 2000
+
+
+def render_pdf(template: str, **context) -> bytes:
+    """Render one print template to PDF bytes (in the request's language)."""
+    import weasyprint  # imported here: only PDF downloads pay for loading Pango
+
+    context.setdefault("generated_at", datetime.now(timezone.utc).replace(microsecond=0))
+    html = render_template(template, **context)
+    document = weasyprint.HTML(string=html, base_url=STATIC_DIR.as_uri() + "/")
+    return document.write_pdf(stylesheets=[_stylesheet(), _page_label_stylesheet(_("Page %(page)s of %(pages)s"))])
+
+
+@lru_cache(maxsize=1)
+def _stylesheet():
+    import weasyprint
+
+    return weasyprint.CSS(filename=str(PRINT_CSS))
+
+
+@lru_cache(maxsize=8)
+def _page_label_stylesheet(pattern: str):
+    import weasyprint
+
+    return weasyprint.CSS(string=page_label_css(pattern))
+
+
+def page_label_css(pattern: str) -> str:
+    """The bottom-right margin box from a translated "Page %(page)s of %(pages)s".
+
+    The placeholders become CSS counters and the words around them CSS strings, so
+    Chinese reads 第 1 页，共 3 页 and English Page 1 of 3.
+    """
+    parts = []
+    for piece in re.split(r"(%\(page\)s|%\(pages\)s)", pattern):
+        if piece == "%(page)s":
+            parts.append("counter(page)")
+        elif piece == "%(pages)s":
+            parts.append("counter(pages)")
+        elif piece:
+            parts.append('"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "@page { @bottom-right { content: " + " ".join(parts) + "; } }"
+
+
+# --- the schedule, cached by its hash chain -----------------------------------------------------
+
+
+def schedule_cache_key(firm, as_of: date, lang: str) -> str:
+    """Everything a schedule PDF depends on: the firm's chain head (any publish or withdrawal
+    moves it), the as-of date (a pending change comes into force without a publish), the
+    language, the firm's own name and status (printed, not in the chain) and the layout."""
+    parts = (firm.credit_code, firm.chain_head or "", str(firm.chain_seq or 0), as_of.isoformat(), lang,
+             firm.name_zh or "", firm.name_en or "", firm.status or "", layout_fingerprint())
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def layout_fingerprint() -> str:
+    digest = hashlib.sha256(PRINT_CSS.read_bytes())
+    for path in sorted(PRINT_TEMPLATES.glob("*.html")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class PdfCache:
+    """Rendered PDFs on disk, one file per key; written atomically so a reader never sees half
+    a file, and pruned to the newest CACHE_MAX_FILES. Redis can replace it behind get/put."""
+
+    def __init__(self, directory: str | os.PathLike, max_files: int = CACHE_MAX_FILES):
+        self.directory = Path(directory)
+        self.max_files = max_files
+
+    @classmethod
+    def from_config(cls) -> "PdfCache":
+        return cls(current_app.config["PDF_CACHE_DIR"])
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.pdf"
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, body: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._prune()
+
+    def _prune(self) -> None:
+        files = list(self.directory.glob("*.pdf"))
+        if len(files) <= self.max_files:
+            return
+        files.sort(key=lambda p: p.stat().st_mtime)
+        for old in files[: len(files) - self.max_files]:
+            old.unlink(missing_ok=True)
+
+
+def schedule_pdf(firm, as_of: date, lang: str, load_schedule, cache: PdfCache | None = None) -> bytes:
+    """A firm's schedule as PDF, from the cache when the chain has not moved.
+
+    `load_schedule()` returns the versions in force; it is called only on a cache miss, so a
+    cached download costs no schedule query either.
+    """
+    cache = cache or PdfCache.from_config()
+    key = schedule_cache_key(firm, as_of, lang)
+    body = cache.get(key)
+    if body is None:
+        body = render_pdf("print/schedule.html", firm=firm, schedule=load_schedule(), as_of=as_of)
+        cache.put(key, body)
+    return body
