@@ -9,7 +9,7 @@ from ..extensions import db, limiter
 from ..forms.account import LoginForm, RegisterFirmForm
 from ..i18n import current_language
 from ..services import accounts, audit, firms
-from ..services.errors import ServiceError
+from .util import run_service
 
 bp = Blueprint("account", __name__)
 
@@ -63,14 +63,10 @@ def register():
     if form.validate_on_submit():
         values = {k: getattr(form, k).data for k in (
             "credit_code", "name_zh", "name_en", "category", "ports", "contact_phone", "contact_email")}
-        try:
-            firm, user = firms.register_firm(db.session, values, form.email.data, form.password.data,
-                                             name=form.name.data)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        outcome = run_service(lambda: firms.register_firm(db.session, values, form.email.data, form.password.data,
+                                                          name=form.name.data))
+        if outcome.ok:
+            firm, user = outcome.value
             login_user(user)
             flash(_("%(firm)s is registered. Add your fee items, or import a file.", firm=firm.name_zh), "success")
             return redirect(url_for("publisher.schedule"))

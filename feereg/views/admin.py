@@ -11,9 +11,8 @@ from ..forms.admin import FirmStatusForm, UserActiveForm
 from ..models import Firm, User
 from ..services import audit, reads
 from ..services import firms as firms_service
-from ..services.errors import ServiceError
 from ..web import role_required
-from .util import page_arg
+from .util import page_arg, run_service
 
 bp = Blueprint("admin", __name__)
 
@@ -41,13 +40,8 @@ def firm_status(firm_id: int):
     firm = db.session.get(Firm, firm_id) or abort(404)
     form = FirmStatusForm(status=firm.status, reason=firm.status_reason)
     if form.validate_on_submit():
-        try:
-            firms_service.set_status(db.session, firm, form.status.data, form.reason.data or "", current_user)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if run_service(lambda: firms_service.set_status(db.session, firm, form.status.data, form.reason.data or "",
+                                                        current_user)).ok:
             flash(_("Saved."), "success")
             return redirect(url_for("admin.firms_list"))
     users = list(db.session.scalars(select(User).where(User.firm_id == firm.id)))

@@ -15,8 +15,8 @@ from ..i18n import current_language
 from ..interchange.reader import FileRefused
 from ..labels import audit_label
 from ..services import complaints, invoice_check
-from ..services.errors import ServiceError
 from .public import bp
+from .util import run_service
 
 
 @bp.app_context_processor
@@ -47,14 +47,10 @@ def complaint_new():
             form.charged_on.data = None
     elif form.validate_on_submit():
         actor = current_user if current_user.is_authenticated else None
-        try:
-            complaint, _flag = complaints.file_complaint(db.session, form.values, actor)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        outcome = run_service(lambda: complaints.file_complaint(db.session, form.values, actor))
+        if outcome.ok:
             g.complaint_filed = True
+            complaint, _flag = outcome.value
             return render_template("public/complaint_filed.html", complaint=complaint)
     return render_template("public/complaint_form.html", form=form)
 

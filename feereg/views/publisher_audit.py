@@ -12,9 +12,8 @@ from ..extensions import db
 from ..forms.oversight import AnswerForm
 from ..models import Complaint, Flag
 from ..services import complaints, compliance, reads, reviews
-from ..services.errors import ServiceError
 from .publisher import bp
-from .util import page_arg
+from .util import page_arg, run_service
 
 
 def _own(model, object_id: int):
@@ -40,13 +39,7 @@ def answer_flag(flag_id: int):
     flag = _own(Flag, flag_id)
     form = AnswerForm()
     if form.validate_on_submit():
-        try:
-            reviews.answer_flag(db.session, flag, form.answer.data, current_user)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if run_service(lambda: reviews.answer_flag(db.session, flag, form.answer.data, current_user)).ok:
             flash(_("Your answer is recorded."), "success")
     else:
         flash(_("Write your answer."), "error")
@@ -66,13 +59,7 @@ def complaint(complaint_id: int):
         abort(404)  # still with the regulator
     form = AnswerForm()
     if form.validate_on_submit():
-        try:
-            complaints.answer(db.session, complaint, current_user, form.answer.data)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if run_service(lambda: complaints.answer(db.session, complaint, current_user, form.answer.data)).ok:
             flash(_("Your answer is recorded."), "success")
             return redirect(url_for("publisher.complaint", complaint_id=complaint.id))
     return render_template("publisher/complaint.html", firm=current_user.firm, complaint=complaint, form=form,

@@ -20,10 +20,9 @@ from ..models import AuditEvent, Complaint, Flag, PolicyNotice
 from ..services import audit_report, checks, history, oversight, reads, reviews
 from ..services.anomaly_rules import RULES, describe
 from ..services.catalog import CatalogIndex
-from ..services.errors import ServiceError
 from ..services.registry import today
 from ..web import role_required
-from .util import page_arg
+from .util import page_arg, run_service
 
 bp = Blueprint("regulator", __name__)
 
@@ -66,13 +65,8 @@ def flag(flag_id: int):
     flag = db.session.get(Flag, flag_id) or abort(404)
     form = FlagDecisionForm()
     if form.validate_on_submit():
-        try:
-            reviews.decide_flag(db.session, flag, form.decision.data, form.note.data, current_user)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if run_service(lambda: reviews.decide_flag(db.session, flag, form.decision.data, form.note.data,
+                                                   current_user)).ok:
             flash(_("Flag %(id)s %(status)s.", id=flag.id, status=audit_label("flag_status", flag.status)), "success")
             return redirect(url_for("regulator.flag", flag_id=flag.id))
     versions = history.item_history(db.session, flag.item_id) if flag.item_id else []
@@ -86,13 +80,9 @@ def policy():
     catalog = CatalogIndex.load(db.session)
     form = PolicyNoticeForm(list(catalog.types.values()), current_language())
     if form.validate_on_submit():
-        try:
-            notice, report = checks.record_policy_notice(db.session, form.values, current_user)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        outcome = run_service(lambda: checks.record_policy_notice(db.session, form.values, current_user))
+        if outcome.ok:
+            _notice, report = outcome.value
             flash(_("Policy notice recorded; %(items)s items re-checked: %(raised)s flags raised, %(resolved)s "
                     "resolved.", items=report.items, raised=report.raised, resolved=report.resolved), "success")
             return redirect(url_for("regulator.policy"))

@@ -11,9 +11,8 @@ from ..forms.oversight import StepForm
 from ..labels import audit_label
 from ..models import Complaint
 from ..services import complaints, compliance, reads
-from ..services.errors import ServiceError
 from .regulator import bp
-from .util import page_arg
+from .util import page_arg, run_service
 
 
 @bp.get("/complaints")
@@ -28,18 +27,8 @@ def complaint(complaint_id: int):
     complaint = db.session.get(Complaint, complaint_id) or abort(404)
     form = StepForm()
     if form.validate_on_submit():
-        try:
-            if form.step.data == "forward":
-                complaints.forward(db.session, complaint, current_user, form.text.data)
-            elif form.step.data == "close":
-                complaints.close(db.session, complaint, current_user, form.text.data)
-            else:
-                abort(400)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        step = {"forward": complaints.forward, "close": complaints.close}.get(form.step.data) or abort(400)
+        if run_service(lambda: step(db.session, complaint, current_user, form.text.data)).ok:
             flash(_("Complaint %(id)s is now %(status)s.", id=complaint.id, status=audit_label("complaint_status", complaint.status)), "success")
             return redirect(url_for("regulator.complaint", complaint_id=complaint.id))
     return render_template("regulator/complaint.html", complaint=complaint, form=form,
@@ -58,20 +47,15 @@ def firm_compliance(code: str):
     case = compliance.current_case(db.session, firm.id)
     form = StepForm()
     if form.validate_on_submit():
-        try:
-            if form.step.data == "warning":
-                compliance.open_case(db.session, firm, form.text.data, current_user)
-            elif form.step.data == "rectification" and case is not None:
-                compliance.order_rectification(db.session, case, form.deadline.data, form.text.data, current_user)
-            elif form.step.data == "closed" and case is not None:
-                compliance.close_case(db.session, case, form.text.data, current_user)
-            else:
-                abort(400)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        # Rectification and closing act on the open case; without one they are not offered.
+        steps = {
+            "warning": lambda: compliance.open_case(db.session, firm, form.text.data, current_user),
+            "rectification": case and (lambda: compliance.order_rectification(
+                db.session, case, form.deadline.data, form.text.data, current_user)),
+            "closed": case and (lambda: compliance.close_case(db.session, case, form.text.data, current_user)),
+        }
+        action = steps.get(form.step.data) or abort(400)
+        if run_service(action).ok:
             flash(_("Compliance case updated."), "success")
             return redirect(url_for("regulator.firm_compliance", code=firm.credit_code))
     return render_template("regulator/firm_compliance.html", firm=firm, case=case, form=form,

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flask import abort, flash, request
+
+from ..extensions import db
+from ..services.errors import ServiceError
 from flask_babel import gettext as _
 
 
@@ -23,3 +29,22 @@ def date_arg(name: str = "on") -> date | None:
         return date.fromisoformat(raw)
     except ValueError:
         abort(400, description=_("“%(value)s” is not a date; write dates as YYYY-MM-DD, e.g. 2025-06-30.", value=raw[:40]))
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    value: Any = None
+
+
+def run_service(action: Callable[[], Any]) -> Outcome:
+    """Run one service action as the request's one transaction: commit it, or roll it back
+    and show the person the service's reason for refusing."""
+    try:
+        value = action()
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return Outcome(False)
+    db.session.commit()
+    return Outcome(True, value)
