@@ -4,8 +4,9 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, select, func
 
+from feereg.demo.generator import generate
 from feereg.extensions import db
-from feereg.models import FeeType
+from feereg.models import FeeItemVersion, FeeType
 from feereg.services.catalog import read_catalog_file
 
 
@@ -35,3 +36,14 @@ def test_downgrade_to_base_and_upgrade_again(app, session):
     assert "fee_item_version" in inspect(db.engine).get_table_names()
     assert _differences() == []
     assert db.session.scalar(select(func.count()).select_from(FeeType)) == len(read_catalog_file())
+
+
+def test_the_superseded_from_backfill_matches_the_service(app, session):
+    generate(session, firms=30, items=150, seed=3)
+    session.commit()
+    kept = dict(session.execute(select(FeeItemVersion.id, FeeItemVersion.superseded_from)).all())
+    assert any(kept.values())
+    session.remove()
+    downgrade(revision="0004")
+    upgrade()
+    assert dict(db.session.execute(select(FeeItemVersion.id, FeeItemVersion.superseded_from)).all()) == kept

@@ -97,6 +97,11 @@ class FeeItemVersion(PublishedFields, db.Model):
     #: publish or withdraw.
     kind: Mapped[str] = mapped_column(String(16), default="publish")
     effective_from: Mapped[date]
+    #: The effective date of the version that follows this one in its item's (effective_from,
+    #: seq) order, or empty for the last: the version is in force on D exactly when
+    #: effective_from <= D < superseded_from. Derived bookkeeping kept by the registry
+    #: service as versions are appended; not published, so not covered by the hash.
+    superseded_from: Mapped[date | None]
     published_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     reason: Mapped[str] = mapped_column(Text, default="")

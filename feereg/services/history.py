@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import PUBLISHED_FIELDS, FeeItem, FeeItemVersion, Firm
@@ -113,25 +113,23 @@ def verify_all(session: Session, progress=None) -> tuple[int, list[ChainProblem]
     return len(firms), problems
 
 
+def in_force_on(on: date):
+    """The condition that a version (publish or withdrawal) is its item's latest effective
+    on `on`: the latest effective_from <= on, ties broken by the highest seq. The registry
+    service keeps superseded_from, the date the next version in that order starts."""
+    return and_(FeeItemVersion.effective_from <= on,
+                or_(FeeItemVersion.superseded_from.is_(None), FeeItemVersion.superseded_from > on))
+
+
 def versions_in_force(session: Session, on: date, firm_id: int | None = None):
     """A select of the versions in force on a date: per item, the latest effective one.
 
     Withdrawals are included (kind='withdraw'); callers drop them for a schedule.
     """
-    ranked = select(
-        FeeItemVersion.id.label("vid"),
-        func.row_number().over(
-            partition_by=FeeItemVersion.item_id,
-            order_by=(FeeItemVersion.effective_from.desc(), FeeItemVersion.seq.desc()),
-        ).label("rank"),
-    ).where(FeeItemVersion.effective_from <= on)
+    stmt = select(FeeItemVersion).where(in_force_on(on))
     if firm_id is not None:
-        ranked = ranked.where(FeeItemVersion.firm_id == firm_id)
-    ranked = ranked.subquery()
-    return (
-        select(FeeItemVersion)
-        .join(ranked, and_(ranked.c.vid == FeeItemVersion.id, ranked.c.rank == 1))
-    )
+        stmt = stmt.where(FeeItemVersion.firm_id == firm_id)
+    return stmt
 
 
 def schedule_on(session: Session, firm: Firm, on: date) -> list[FeeItemVersion]:

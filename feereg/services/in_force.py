@@ -1,9 +1,9 @@
 """Versions in force across many firms at once, for comparisons and quotes.
 
-history.versions_in_force ranks every version of every item (or of one firm). A
-comparison or a quote needs a thin slice of a large registry — one fee type, or
-the fee types a shipment needs, at one port — so the conditions pick the candidate
-versions first and only those are checked for being the latest effective one.
+A comparison or a quote needs a thin slice of a large registry — one fee type, or the
+fee types a shipment needs, at one port — on one date. Each version carries the date
+its item's next version takes over (superseded_from), so "in force on D" is a range
+test on the version's own columns, answered by an index, with no look at other rows.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import and_, exists, literal, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from ..models import FeeItemVersion, Firm, FirmPort
+from .history import in_force_on
 
 #: What comparisons and quotes read of a version: plain columns, not ORM entities, because
 #: a quote at a busy port reads tens of thousands of them and entity loading would dominate.
@@ -59,25 +60,19 @@ def in_force_select(on: date, *conditions, columns=None):
     `on` (publishes only: a withdrawn item drops out) that meet `conditions`, which are
     expressions on FeeItemVersion and Firm columns.
 
-    A version is in force when no later version of its item (by effective date, then
-    chain position) is effective by `on`. Written as NOT EXISTS rather than ranking every
-    version: the conditions select the few candidate versions through their indexes, and
-    each needs one probe of ix_fee_item_version_item_effective. Because the test is on
-    the item's later versions whatever their fee type or scope, an item that changed
-    type or scope since is correctly left out.
+    A version is in force when it is effective by `on` and the next version of its item
+    (by effective date, then chain position) is not: effective_from <= on < superseded_from,
+    which the registry service keeps as it appends versions. The conditions pick the
+    candidates through their indexes (one fee type; a port's firms) and the date test
+    reads only the candidate's own row: no version is probed for later ones. Because superseded_from follows
+    the item's later versions whatever their fee type or scope, an item that changed type
+    or scope since is correctly left out.
     """
-    later = aliased(FeeItemVersion)
-    superseded = exists().where(
-        later.item_id == FeeItemVersion.item_id,
-        later.effective_from <= on,
-        or_(later.effective_from > FeeItemVersion.effective_from,
-            and_(later.effective_from == FeeItemVersion.effective_from, later.seq > FeeItemVersion.seq)),
-    )
     return (
         select(*(columns or (FeeItemVersion, Firm)))
         .select_from(FeeItemVersion)
         .join(Firm, Firm.id == FeeItemVersion.firm_id)
-        .where(FeeItemVersion.effective_from <= on, FeeItemVersion.kind == "publish", ~superseded, *conditions)
+        .where(in_force_on(on), FeeItemVersion.kind == "publish", *conditions)
     )
 
 

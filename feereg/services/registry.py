@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -230,6 +230,7 @@ def load_history(session: Session, items: list[PastItem], actor) -> int:
             row["hash"] = prev_hash = history.compute_hash(SimpleNamespace(**row), firm.credit_code)
             version_rows.append(row)
         heads.append({"id": firm_id, "chain_seq": seq, "chain_head": prev_hash})
+    link_superseded_rows(version_rows)
     session.execute(insert(FeeItemVersion), version_rows)
     session.execute(update(Firm), heads)
     audit.record(session, "items.load_history", actor, None, None, items=len(items),
@@ -259,6 +260,7 @@ def _append_version(session: Session, firm: Firm, item: FeeItem, kind: str, effe
         **{name: snapshot[name] for name in PUBLISHED_FIELDS},
     )
     version.hash = history.compute_hash(version, firm.credit_code)
+    _link_superseded(session, version)
     firm.chain_seq, firm.chain_head = version.seq, version.hash
     item.status = "withdrawn" if kind == "withdraw" else "published"
     item.has_draft = False
@@ -266,6 +268,45 @@ def _append_version(session: Session, firm: Firm, item: FeeItem, kind: str, effe
     if flush:
         _flush_guarded(session)
     return version
+
+
+def _link_superseded(session: Session, version: FeeItemVersion) -> None:
+    """Fit a new version (the item's highest seq) into superseded_from, the in-force ranges.
+
+    In its item's (effective_from, seq) order the new version comes after every version
+    effective on or before its date (a tie goes to the higher seq) and before every later
+    one: the version it follows now ends on its date, and it ends where the first later
+    (future-dated) version starts. Only versions still open on that date can change, so
+    the read is a few rows of ix_fee_item_version_item_effective; the changes are ORM
+    updates, written in the same flush as the version.
+    """
+    on = version.effective_from
+    try:
+        # The query autoflushes this batch's earlier versions of the item (publish_changes).
+        open_rows = session.scalars(select(FeeItemVersion).where(
+            FeeItemVersion.item_id == version.item_id,
+            or_(FeeItemVersion.superseded_from.is_(None), FeeItemVersion.superseded_from > on))).all()
+    except StaleDataError as exc:
+        raise StaleItem(_l("This item was changed by someone else since you opened it. "
+                           "Review the current values and make your change again.")) from exc
+    later = [row.effective_from for row in open_rows if row.effective_from > on]
+    version.superseded_from = min(later, default=None)
+    for row in open_rows:
+        if row.effective_from <= on:
+            row.superseded_from = on
+
+
+def link_superseded_rows(rows: list[dict]) -> None:
+    """Set "superseded_from" in version rows (dicts with item_id, seq and effective_from)
+    holding whole items: each ends where the next in its item's (effective_from, seq) order starts."""
+    by_item: dict[int, list[dict]] = {}
+    for row in rows:
+        by_item.setdefault(row["item_id"], []).append(row)
+    for versions in by_item.values():
+        versions.sort(key=lambda row: (row["effective_from"], row["seq"]))
+        for row, following in zip(versions, versions[1:]):
+            row["superseded_from"] = following["effective_from"]
+        versions[-1]["superseded_from"] = None
 
 
 def _assign(item: FeeItem, values: dict) -> None:
