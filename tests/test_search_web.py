@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from feereg.search import get_backend
+from feereg.services import firms
 
 from .factories import make_firm, make_user, publish
 
@@ -37,6 +38,14 @@ def test_results_link_to_firm_and_item_history_with_highlights(client, registry_
     assert f'href="/items/{lolo.id}"' in body and f'href="/firms/{yard.credit_code}"' in body
     assert "港外堆场<mark>吊箱</mark>费" in body
     assert f'href="/items/{clean.id}"' not in body
+
+
+def test_a_suspended_firms_fees_are_marked(client, session, registry_items):
+    yard, _lolo, _clean = registry_items
+    assert "已暂停" not in page(client, "/search?q=吊箱")[1]
+    firms.set_status(session, yard, "suspended", "未按规定公示", make_user("admin"))
+    session.commit()
+    assert 'class="tag warn">已暂停' in page(client, "/search?q=吊箱")[1]
 
 
 def test_english_page_and_stemmed_highlight(client, registry_items):
