@@ -302,15 +302,27 @@ def abolished(entry: Entry, ctx: Context) -> dict | None:
     return None
 
 
+def _against_notice(kind: str, entry: Entry, ctx: Context):
+    """(notice, judging date, amount in CNY, the notice's amount in CNY) for the notice of this
+    kind in force for the entry, or None when there is none or a currency has no rate."""
+    on = ctx.judging_date(entry)
+    notice = ctx.policy.in_force((kind,), entry, on)
+    if notice is None or notice.amount is None:
+        return None
+    amount, limit = ctx.cny(entry.amount, entry.currency), ctx.cny(notice.amount, notice.currency)
+    if amount is None or limit is None:
+        return None
+    return notice, on, amount, limit
+
+
 @_rule("OVER_CAP", "high", N_("%(amount)s %(currency)s is above the cap of %(cap)s %(cap_currency)s in "
                               "force on %(judged_on)s (%(reference)s): %(ratio)s times the cap."))
 def over_cap(entry: Entry, ctx: Context) -> dict | None:
-    on = ctx.judging_date(entry)
-    notice = ctx.policy.in_force(("cap",), entry, on)
-    if notice is None or notice.amount is None:
+    found = _against_notice("cap", entry, ctx)
+    if found is None:
         return None
-    amount, cap = ctx.cny(entry.amount, entry.currency), ctx.cny(notice.amount, notice.currency)
-    if amount is None or cap is None or amount <= cap:
+    notice, on, amount, cap = found
+    if amount <= cap:
         return None
     return {"amount": _money(entry.amount), "currency": entry.currency, "amount_cny": _money(amount),
             "cap": _money(notice.amount), "cap_currency": notice.currency, "cap_cny": _money(cap),
@@ -322,12 +334,11 @@ def over_cap(entry: Entry, ctx: Context) -> dict | None:
                             "the official %(official)s %(official_currency)s (%(reference)s): "
                             "%(difference)s CNY difference."))
 def markup(entry: Entry, ctx: Context) -> dict | None:
-    on = ctx.judging_date(entry)
-    notice = ctx.policy.in_force(("official_rate",), entry, on)
-    if notice is None or notice.amount is None:
+    found = _against_notice("official_rate", entry, ctx)
+    if found is None:
         return None
-    amount, official = ctx.cny(entry.amount, entry.currency), ctx.cny(notice.amount, notice.currency)
-    if amount is None or official is None or abs(amount - official) < CENT:
+    notice, _on, amount, official = found
+    if abs(amount - official) < CENT:
         return None
     return {"amount": _money(entry.amount), "currency": entry.currency, "official": _money(notice.amount),
             "official_currency": notice.currency, "difference": _money(amount - official),

@@ -29,12 +29,17 @@ def _firm():
     return current_user.firm
 
 
-def _own_item(item_id: int) -> FeeItem:
-    # Another firm's item is "not found", never "forbidden": ids reveal nothing.
-    item = db.session.get(FeeItem, item_id)
-    if item is None or item.firm_id != current_user.firm_id:
+def own(model, object_id: int):
+    """A row of the publisher's own firm (an item, flag, complaint). Another firm's row is
+    "not found", never "forbidden": ids reveal nothing."""
+    row = db.session.get(model, object_id)
+    if row is None or row.firm_id != current_user.firm_id:
         abort(404)
-    return item
+    return row
+
+
+def _own_item(item_id: int) -> FeeItem:
+    return own(FeeItem, item_id)
 
 
 @bp.get("/")

@@ -12,16 +12,8 @@ from ..extensions import db
 from ..forms.oversight import AnswerForm
 from ..models import Complaint, Flag
 from ..services import complaints, compliance, reads, reviews
-from .publisher import bp
+from .publisher import bp, own
 from .util import page_arg, run_service
-
-
-def _own(model, object_id: int):
-    # Another firm's flag or complaint is "not found": ids reveal nothing.
-    row = db.session.get(model, object_id)
-    if row is None or row.firm_id != current_user.firm_id:
-        abort(404)
-    return row
 
 
 @bp.get("/audit")
@@ -36,7 +28,7 @@ def audit():
 
 @bp.post("/flags/<int:flag_id>/answer")
 def answer_flag(flag_id: int):
-    flag = _own(Flag, flag_id)
+    flag = own(Flag, flag_id)
     form = AnswerForm()
     if form.validate_on_submit():
         if run_service(lambda: reviews.answer_flag(db.session, flag, form.answer.data, current_user)).ok:
@@ -54,7 +46,7 @@ def complaints_list():
 
 @bp.route("/complaints/<int:complaint_id>", methods=["GET", "POST"])
 def complaint(complaint_id: int):
-    complaint = _own(Complaint, complaint_id)
+    complaint = own(Complaint, complaint_id)
     if complaint.forwarded_at is None:
         abort(404)  # still with the regulator
     form = AnswerForm()
