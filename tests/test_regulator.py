@@ -124,6 +124,8 @@ def test_flag_page_shows_evidence_history_and_peers_and_records_a_decision(app, 
     assert "102.50" in page and flag.evidence["ratio"] in page  # the evidence numbers
     assert page.count("class=\"marked\"") >= 2 and "104.00 CNY" in page  # peers; the flagged one marked
     assert "History of the item" in page
+    assert "Peer median" in page  # evidence named in the reader's language, the key beside it
+    assert "同类中位数" in client.get(f"/regulator/flags/{flag.id}?lang=zh").get_data(as_text=True)
     response = client.post(f"/regulator/flags/{flag.id}", data={"decision": "confirm", "note": "x"})
     assert response.status_code == 400  # no CSRF token
     response = post_form(client, f"/regulator/flags/{flag.id}", {"decision": "dismiss", "note": "同业可比"})
