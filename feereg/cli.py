@@ -37,6 +37,7 @@ def _actor_admin():
 def register_commands(app: Flask) -> None:
     for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex, scan):
         app.cli.add_command(command)
+    app.cli.add_command(token)  # the open data API's tokens
 
 
 @click.group("catalog")
@@ -241,3 +242,63 @@ def scan():
     found = ", ".join(f"{rule} {count}" for rule, count in sorted(report.found.items())) or "nothing"
     click.echo(f"scan: {report.items} items ({report.live} live) in {report.seconds:.1f} s; found: {found}")
     click.echo(f"flags: {report.raised} raised, {report.reopened} reopened, {report.resolved} resolved")
+
+
+@click.group("token")
+def token():
+    """API tokens for the regulator endpoints of the open data API."""
+
+
+@token.command("create")
+@click.option("--email", required=True, help="The regulator the token acts as.")
+@click.option("--name", required=True, help="What will use it, e.g. 'weekly audit script'.")
+@with_appcontext
+def token_create(email, name):
+    """Issue a token to a regulator and print it: it is shown this once and never stored."""
+    from .services import accounts, api_tokens
+    from .services.errors import ServiceError
+
+    user = accounts.find_by_email(db.session, email)
+    if user is None:
+        raise click.ClickException(f"no account with e-mail {email}")
+    try:
+        row, clear = api_tokens.create_token(db.session, user, name, actor=_actor_admin())
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"token {row.id} '{row.name}' for {user.email} (shown once; keep it secret):", err=True)
+    click.echo(clear)
+
+
+@token.command("list")
+@click.option("--email", required=True)
+@with_appcontext
+def token_list(email):
+    """A user's tokens: id, name, created, last used, revoked."""
+    from .services import accounts, api_tokens
+
+    user = accounts.find_by_email(db.session, email)
+    if user is None:
+        raise click.ClickException(f"no account with e-mail {email}")
+    for row in api_tokens.tokens_of(db.session, user):
+        used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
+        state = f"revoked {row.revoked_at.isoformat(timespec='seconds')}" if row.revoked_at else "active"
+        click.echo(f"{row.id}\t{row.name}\tcreated {row.created_at.isoformat(timespec='seconds')}\t"
+                   f"last used {used}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def token_revoke(token_id):
+    """Revoke a token by its id (see `feereg token list`)."""
+    from .models import ApiToken
+    from .services import api_tokens
+
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        raise click.ClickException(f"no token {token_id}")
+    api_tokens.revoke_token(db.session, row, _actor_admin())
+    db.session.commit()
+    click.echo(f"token {row.id} '{row.name}' revoked")

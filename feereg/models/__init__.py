@@ -1,4 +1,5 @@
 """The models, re-exported so Alembic and the services see one metadata."""
+from .api_token import ApiToken
 from .audit import AuditEvent
 from .catalog import FeeType
 from .complaint import COMPLAINT_STATUSES, Complaint
@@ -11,6 +12,7 @@ from .policy import POLICY_KINDS, PolicyNotice
 from .user import User
 
 __all__ = [
+    "ApiToken",
     "AuditEvent", "FeeType", "FeeItem", "FeeItemVersion", "PUBLISHED_FIELDS",
     "Firm", "FirmPort", "PendingImport", "User",
     "Complaint", "COMPLAINT_STATUSES", "Flag", "FLAG_STATUSES", "SEVERITIES", "PolicyNotice", "POLICY_KINDS",
