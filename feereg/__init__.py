@@ -62,8 +62,9 @@ def _register_cli(app: Flask) -> None:
 
 def _register_hooks(app: Flask) -> None:
     from . import search, web
-    from .services import checks
+    from .services import bulk_download, checks
 
     web.init_app(app)
     search.init_app(app)
     checks.register()  # anomaly rules on every publish, and a full scan after a bulk load
+    bulk_download.register()  # the bulk download marked stale after a publish or a bulk load

@@ -35,7 +35,7 @@ def _actor_admin():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex, scan):
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex, scan, bulk):
         app.cli.add_command(command)
     app.cli.add_command(token)  # the open data API's tokens
 
@@ -119,10 +119,19 @@ def import_file(path, effective_from, dry_run, allow_backdate):
 
 
 @click.command("verify")
+@click.option("--bulk", "bulk_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Check a bulk download's files instead of the database (offline).")
 @with_appcontext
-def verify():
+def verify(bulk_dir):
     """Check every firm's hash chain; name each firm and version that fails."""
     from .models import Firm
+
+    if bulk_dir:
+        from . import verify_bulk
+
+        if verify_bulk.main([bulk_dir]):
+            raise click.ClickException("the bulk download does not verify")
+        return
     from .services.history import verify_all
 
     total = db.session.scalar(select(func.count()).select_from(Firm)) or 0
@@ -226,6 +235,28 @@ def reindex():
     with click.progressbar(length=total, label="indexing items", file=sys.stderr) as bar:
         count = backend.rebuild(progress=bar.update)
     click.echo(f"reindex: {count} item spans indexed ({backend.name})")
+
+
+@click.command("bulk")
+@click.option("--if-stale", is_flag=True, help="Only when the registry changed since the last build (for cron).")
+@with_appcontext
+def bulk(if_stale):
+    """Regenerate the bulk download (CSV, JSON Lines, manifest) of the public registry."""
+    import time
+
+    from .services import bulk_download
+
+    started = time.perf_counter()
+    manifest = bulk_download.rebuild(if_stale=if_stale)
+    if manifest is None:
+        click.echo("bulk: up to date; nothing built")
+        return
+    counts = manifest["counts"]
+    click.echo(f"bulk: {counts['firms']} firms, {counts['items']} items in force on {manifest['current_on']}, "
+               f"{counts['versions']} versions in {time.perf_counter() - started:.1f} s "
+               f"-> {bulk_download.BulkStore.from_config().current_dir()}")
+    for entry in manifest["files"]:
+        click.echo(f"  {entry['name']:<16} {entry['bytes']:>14,} bytes  {entry['sha256']}")
 
 
 @click.command("scan")

@@ -17,6 +17,16 @@ class Defaults:
     #: Rendered schedule PDFs, keyed by the firm's chain head (feereg/exports/pdf.py);
     #: default: instance/pdf-cache.
     PDF_CACHE_DIR = None
+    #: The bulk download of the public registry (feereg/services/bulk_download.py);
+    #: default: instance/bulk.
+    BULK_DIR = None
+    #: A stale bulk download is rebuilt inside the request that finds it stale while the
+    #: registry holds at most this many versions; above, in a background thread (and by
+    #: `feereg bulk`, e.g. from cron), the previous files being served meanwhile.
+    BULK_REBUILD_IN_REQUEST_MAX_VERSIONS = 300_000
+    #: The authority in the feeds' tag: ids (RFC 4151): a domain or e-mail address the
+    #: operator owned in 2026. Never change it once feeds are read: entries would repeat.
+    FEED_TAG_AUTHORITY = "feereg"
 
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -73,6 +83,8 @@ _ENV_KEYS = {
     "SEARCH_BACKEND": "SEARCH_BACKEND",
     "REDIS_URL": "REDIS_URL",
     "PDF_CACHE_DIR": "PDF_CACHE_DIR",
+    "BULK_DIR": "BULK_DIR",
+    "FEED_TAG_AUTHORITY": "FEED_TAG_AUTHORITY",
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "IMPORT_MAX_ROWS": "IMPORT_MAX_ROWS",
     "SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",
@@ -99,7 +111,8 @@ def from_environment(environ=os.environ) -> dict:
         if f"FEEREG_{env_name}" in environ:
             raw = environ[f"FEEREG_{env_name}"]
             found[key] = raw if key in ("SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SEARCH_DIR", "REDIS_URL",
-                                                              "SEARCH_BACKEND", "PDF_CACHE_DIR") else _parse(raw)
+                                                              "SEARCH_BACKEND", "PDF_CACHE_DIR", "BULK_DIR",
+                                                              "FEED_TAG_AUTHORITY") else _parse(raw)
     return found
 
 
@@ -134,6 +147,8 @@ def finish(app) -> None:
         cfg["SEARCH_DIR"] = str(instance / "search")
     if not cfg.get("PDF_CACHE_DIR"):
         cfg["PDF_CACHE_DIR"] = str(instance / "pdf-cache")
+    if not cfg.get("BULK_DIR"):
+        cfg["BULK_DIR"] = str(instance / "bulk")
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = instance_secret_key(app.instance_path)
     if cfg.get("REDIS_URL") and cfg.get("RATELIMIT_STORAGE_URI", "memory://") == "memory://":

@@ -84,6 +84,7 @@ def _test_config(database_url: str, tmp: Path) -> dict:
         "SECRET_KEY": "test-secret",
         "SEARCH_DIR": str(tmp / "search"),
         "PDF_CACHE_DIR": str(tmp / "pdf-cache"),
+        "BULK_DIR": str(tmp / "bulk"),
         "RATELIMIT_ENABLED": False,
         "PASSWORD_MIN_LENGTH": 10,
         "PASSWORD_HASH_FAST": True,

@@ -33,16 +33,19 @@ def neutralise(value) -> str | int | float | Decimal:
     if isinstance(value, date):
         return value.isoformat()
     text = str(value)
-    if text.startswith(FORMULA_START):
+    # Apostrophes already in front of a formula get one more, so `restore` can tell the
+    # writer's own leading apostrophe ("'=x" stays "'=x" through a round trip) from ours.
+    if text.lstrip("'").startswith(FORMULA_START):
         return "'" + text
     return text
 
 
 def restore(value):
     """Undo `neutralise` on a text cell read back from one of our files, so an exported
-    schedule re-imports unchanged: "'=x" was "=x". Only a quote followed by a formula
-    start is ours; any other leading quote is the writer's own text and stays."""
-    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START:
+    schedule re-imports unchanged: "'=x" was "=x", "''=x" was "'=x". Only a quote before
+    (more quotes and) a formula start is ours; any other leading quote is the writer's own
+    text and stays. feereg/verify_bulk.py reads the bulk download's CSV the same way."""
+    if isinstance(value, str) and value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
         return value[1:]
     return value
 

@@ -8,6 +8,7 @@ def register_blueprints(app: Flask) -> None:
     # audience's blueprint: search, compare and quote, complaints and invoices, cases.
     from . import public_audit, public_compare, public_search, publisher_audit, regulator_cases  # noqa: F401
     from . import public_exports, regulator_exports  # noqa: F401  (PDF, CSV and XLSX downloads)
+    from . import public_data, public_feeds  # noqa: F401  (bulk download and Atom feeds)
     from . import api_public, api_regulator, public_api_docs, regulator_tokens  # noqa: F401  (open data API)
 
     app.register_blueprint(public.bp)
