@@ -48,6 +48,8 @@ class Defaults:
 
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    #: What one client address may ask of the open data API (/api/v1), all endpoints together.
+    API_RATE_LIMIT = "300 per minute"
 
     #: Exchange rates to CNY (CNY per 1 unit), dated: each entry is in force from its date
     #: until the next one (feereg/services/rates.py). Indicative values; an operator sets
@@ -85,6 +87,7 @@ _ENV_KEYS = {
     "PDF_CACHE_DIR": "PDF_CACHE_DIR",
     "BULK_DIR": "BULK_DIR",
     "FEED_TAG_AUTHORITY": "FEED_TAG_AUTHORITY",
+    "API_RATE_LIMIT": "API_RATE_LIMIT",
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
     "IMPORT_MAX_ROWS": "IMPORT_MAX_ROWS",
     "SESSION_COOKIE_SECURE": "SESSION_COOKIE_SECURE",

@@ -242,11 +242,11 @@ def test_last_modified_follows_firm_changes_too(client, session, world):
 
 
 def test_an_answer_about_today_is_never_older_than_today(client, world):
-    from feereg.services.open_data import _start_of_today_utc
+    from feereg.services.open_data import start_of_today_utc
 
     today_answer = client.get("/api/v1/fee-items?fee_type=DOC")
     dated_answer = client.get(f"/api/v1/fee-items?fee_type=DOC&as_of={days(0).isoformat()}")
-    start = _start_of_today_utc().replace(microsecond=0)
+    start = start_of_today_utc().replace(microsecond=0)
     assert today_answer.last_modified.replace(tzinfo=None) >= start
     # The same data with a fixed date changes only when someone publishes.
     assert dated_answer.last_modified <= today_answer.last_modified
@@ -271,6 +271,7 @@ def test_bad_parameters_are_400_problems_naming_the_parameter(client, world, url
     response, body = get(client, url)
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json" and response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert body["status"] == 400 and body["title"] == "Bad Request" and body["parameter"] == parameter
     assert words in body["detail"] and body["detail"].startswith(f"{parameter}: ")
 

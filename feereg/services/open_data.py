@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..models import AuditEvent, Complaint, FeeItem, FeeItemVersion, FeeType, Firm
 from ..models.types import utcnow
-from ..search.query import parse
+from ..search.query import QueryError, parse
 from . import complaints, oversight
 from . import search as search_service
 from .in_force import in_force_select, port_condition
@@ -138,7 +138,7 @@ def search(session: Session, q: str, filters: dict[str, str], sort: str, page: i
     that cannot be read comes back as the page's `error`."""
     try:
         parse(q)
-    except ValueError as exc:  # QueryError: the same message the search page shows
+    except QueryError as exc:  # the same message the search page shows
         raise SearchRefused(str(exc)) from None
     return search_service.search_fees(session, q, filters, sort, page, per_page)
 
@@ -156,7 +156,7 @@ def complaints_page(session: Session, status: str, firm_id: int | None, page: in
 
 # --- Last-Modified markers ----------------------------------------------------------------
 
-def _start_of_today_utc() -> datetime:
+def start_of_today_utc() -> datetime:
     """The UTC moment the registry's current day began: what is in force "today" can
     change then without anyone publishing."""
     start = datetime.combine(today(), time.min, tzinfo=LOCAL_TZ)
@@ -181,7 +181,7 @@ def changed_at(session: Session, firm_id: int | None = None, item_id: int | None
         firm_event = firm_event.where(AuditEvent.firm_id == firm_id)
     marks = [session.scalar(published), session.scalar(created), session.scalar(firm_event)]
     if today_dependent:
-        marks.append(_start_of_today_utc())
+        marks.append(start_of_today_utc())
     now = utcnow()
     found = [m for m in marks if m is not None]
     return min(max(found), now) if found else now

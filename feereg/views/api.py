@@ -34,12 +34,11 @@ MAX_PAGE = 100_000
 #: How long anyone (browsers, proxies) may reuse a public answer without asking again.
 PUBLIC_CACHE = "public, max-age=60"
 PRIVATE_CACHE = "private, no-store"
-DEFAULT_RATE_LIMIT = "300 per minute"
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)  # read-only, and the regulator endpoints take a bearer token, never a cookie
 # One allowance per client address for the whole API, not one per endpoint.
-limiter.shared_limit(lambda: current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT, scope="api")(bp)
+limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(bp)
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -58,6 +57,8 @@ def problem(status: int, detail: str, headers: dict | None = None, **extra) -> R
     response = Response(json.dumps(body, ensure_ascii=False), status=status,
                         mimetype="application/problem+json", headers=headers or {})
     response.headers["Cache-Control"] = "no-store"
+    if not request.path.startswith(PREFIX + "/regulator/"):
+        response.headers["Access-Control-Allow-Origin"] = "*"  # a site reading open data sees why it failed
     return response
 
 

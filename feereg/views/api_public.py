@@ -95,7 +95,7 @@ def fee_items():
     on = date_arg("as_of")
     page, per_page = paging()
     found = open_data.fee_items_in_force(db.session, on or today(), f, page, per_page)
-    return respond(listing([js.fee_item(v, firm) for v, firm in found.items], found.total, page, per_page,
+    return respond(listing([js.fee_item(v, owner) for v, owner in found.items], found.total, page, per_page,
                            as_of=(on or today()).isoformat()),
                    last_modified=open_data.changed_at(db.session, firm_id=firm.id if firm else None,
                                                       today_dependent=on is None))
