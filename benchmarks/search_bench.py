@@ -207,16 +207,17 @@ def quote_requests() -> list:
 
 
 def time_compare_and_quote(session) -> None:
+    from feereg.charts import MAX_DOTS
     from feereg.services.compare import compare_fee_type
     from feereg.services.quote import quote_shipment
 
-    def compare(request):
-        result = compare_fee_type(session, **request)
+    def compare(request):  # what the compare page asks: its first page and the chart's sample
+        result = compare_fee_type(session, **request, per_page=100, chart_dots=MAX_DOTS)
         session.rollback()
-        return len(result.rows) if result else 0
+        return result.total if result else 0
 
     def quote(shipment):
-        result = quote_shipment(session, shipment)
+        result = quote_shipment(session, shipment, itemised=10)  # as the quote page asks
         session.rollback()
         return len(result.quotes)
 

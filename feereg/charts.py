@@ -66,8 +66,9 @@ def _format_tick(value: float) -> str:
 
 
 def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720,
-                height: int = 170) -> StripChart | None:
-    """points: (amount in CNY, label, marked) for each row; stats: compare.Stats."""
+                height: int = 170, sampled: bool = False) -> StripChart | None:
+    """points: (amount in CNY, label, marked) for each row, or `sampled` by rank from more
+    rows; stats: compare.Stats of all the rows."""
     if not points or stats is None:
         return None
     left, right = 24.0, width - 24.0
@@ -83,7 +84,7 @@ def strip_chart(points: list[tuple[Decimal, str, bool]], stats, width: int = 720
     def x_of(value) -> float:
         return round(left + (float(value) - start) / (end - start) * (right - left), 1)
 
-    chart = StripChart(width, height, left, right, axis_y, top, bottom)
+    chart = StripChart(width, height, left, right, axis_y, top, bottom, sampled=sampled)
     ticks, tick = [], start
     while tick <= end + step / 2:
         ticks.append((x_of(tick), _format_tick(tick)))

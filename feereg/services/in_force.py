@@ -76,15 +76,32 @@ def in_force_select(on: date, *conditions, columns=None):
     )
 
 
-def in_force_rows(session: Session, on: date, *conditions) -> list[tuple]:
-    """[(version row, FirmRef)] for the versions in force that meet `conditions`; a version
-    row has the attributes of VERSION_COLUMNS, named as on FeeItemVersion."""
+def rows_by_version_id(session: Session, version_ids: list[int]) -> dict[int, tuple]:
+    """{version id: (version row, FirmRef)} for the given versions, read in chunks."""
     firms: dict[int, FirmRef] = {}
-    result = []
-    for row in session.execute(in_force_select(on, *conditions, columns=VERSION_COLUMNS + _FIRM_COLUMNS)):
-        firm = firms.get(row.firm_id)
-        if firm is None:
-            firm = firms[row.firm_id] = FirmRef(row.firm_id, row.firm_credit_code, row.firm_name_zh,
-                                                row.firm_name_en, row.firm_category, row.firm_status)
-        result.append((row, firm))
-    return result
+    found = {}
+    for start in range(0, len(version_ids), 500):
+        chunk = version_ids[start:start + 500]
+        stmt = (select(*VERSION_COLUMNS, *_FIRM_COLUMNS).join(Firm, Firm.id == FeeItemVersion.firm_id)
+                .where(FeeItemVersion.id.in_(chunk)))
+        for row in session.execute(stmt):
+            firm = firms.get(row.firm_id)
+            if firm is None:
+                firm = firms[row.firm_id] = _firm_ref(row)
+            found[row.id] = (row, firm)
+    return found
+
+
+def firm_refs(session: Session, firm_ids) -> dict[int, FirmRef]:
+    """{firm id: FirmRef} for the given firms."""
+    found = {}
+    ids = sorted(firm_ids)
+    for start in range(0, len(ids), 500):
+        for row in session.execute(select(*_FIRM_COLUMNS).where(Firm.id.in_(ids[start:start + 500]))):
+            found[row.firm_id] = _firm_ref(row)
+    return found
+
+
+def _firm_ref(row) -> FirmRef:
+    return FirmRef(row.firm_id, row.firm_credit_code, row.firm_name_zh, row.firm_name_en, row.firm_category,
+                   row.firm_status)

@@ -12,22 +12,11 @@ The rules (which fees, which item, how many units) live in quote_rules; this mod
 fetches the data and puts the answer together, in two steps so that the cost does not
 grow with the number of firms in Python:
 
-1. One SQL query ranks every candidate firm: it picks each firm's applicable item per fee
-   type (and per container size) as quote_rules.choose does, prices it with the rules'
-   SQL quantity expression and the rates' SQL CASE, and totals per firm, with whether the
-   firm lacks an expected fee or a rate. It returns, per category, the firm count and the
-   ids of the firms that can be on the page.
+1. quote_rank ranks every candidate firm on the registry's in-memory snapshot, with the
+   rules vectorised, and returns per category the firm count and the ids of the firms
+   that can be on the page (with a bound that makes the page exact; see there).
 2. Those firms only are read and itemised in Python by quote_rules (the exact Decimal
    totals, missing fees, notes), and ranked by the exact totals.
-
-The SQL total is unrounded, while the rules round each line to the cent (in its currency,
-then in CNY), so the exact total lies within a bound of it: half a cent per line, plus
-half a cent times the rate, per line (a tiered per-day item has a line per band); the
-query computes that bound per firm. Step 1 keeps, beyond the page, every firm whose
-lowest possible total does not exceed the highest possible total of a firm on the page:
-a firm it leaves out is beaten by a full page of firms whatever the rounding, so the
-page is exactly what ranking every firm in Python gives. Tiered per-day fees are priced
-in SQL exactly (quote_rules.tier_day_cost for each tier text, as a CASE).
 """
 from __future__ import annotations
 
@@ -35,15 +24,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import Integer, Numeric, String, and_, case, cast, false, func, literal, or_, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import FeeItemVersion, FeeType, Firm, FirmPort
+from ..models import FeeType
+from . import quote_rank, snapshot
 from . import quote_rules as rules
 from . import rates as rates_service
-from .in_force import FirmRef, in_force_rows, in_force_select, port_condition
+from .in_force import FirmRef, firm_refs, rows_by_version_id
 from .quote_rules import Shipment
 from .registry import today
 
@@ -173,147 +162,29 @@ def _quote_firm(firm: FirmRef, versions: list, expected: list[rules.Expect], shi
 
 #: Firms ranked and itemised per category, unless the caller asks for another number.
 PER_CATEGORY = 50
-HALF_CENT = Decimal("0.005")
-
-#: engine → (highest version id read, the tier texts of versions up to it).
-_tier_texts_seen: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _tier_texts(session: Session) -> frozenset[str]:
-    """Every tier text ever published. Versions are immutable, so after the first read
-    (once per process) only versions newer than the last read are looked at."""
-    engine = session.get_bind()
-    last = session.scalar(select(func.max(FeeItemVersion.id))) or 0
-    seen_upto, texts = _tier_texts_seen.get(engine, (0, frozenset()))
-    if last < seen_upto:  # a rebuilt database
-        seen_upto, texts = 0, frozenset()
-    if last > seen_upto:
-        texts = texts | frozenset(session.scalars(
-            select(FeeItemVersion.tiers).distinct().where(FeeItemVersion.id > seen_upto, FeeItemVersion.tiers != "")))
-        _tier_texts_seen[engine] = (last, texts)
-    return texts
-
-
-def _flag(condition):
-    return case((condition, 1), else_=0)
-
-
-def _rank_firms(session: Session, shipment: Shipment, on: date, table: rates_service.RateTable,
-                expected: dict[str, list[rules.Expect]], conditions: list, per_category: int
-                ) -> dict[str, tuple[int, list[int]]]:
-    """{category: (firms that could serve the shipment, ids of the firms that can be on the page)}.
-
-    Mirrors quote_rules.choose and price in SQL; see the module's docstring for the bound.
-    """
-    V = FeeItemVersion
-    required = {c: sorted({e.fee_type for e in found if e.required}) for c, found in expected.items()}
-    pair = or_(*(and_(Firm.category == c, V.fee_type_code.in_(sorted({e.fee_type for e in found})))
-                 for c, found in expected.items() if found))
-    cand = in_force_select(on, *conditions, pair, columns=(
-        V.id, V.firm_id, Firm.category, V.fee_type_code, V.unit, V.container_size, V.cargo_scope, V.trade,
-        V.direction, V.amount, V.currency, V.tiers,
-        case(*((and_(Firm.category == c, V.fee_type_code.in_(codes)), 1) for c, codes in required.items() if codes),
-             else_=0).label("required"),
-    )).cte("cand")
-
-    def size_row(size):
-        return select(cast(literal(size), String).label("size"),
-                      cast(literal(rules.SIZE_FALLBACK.get(size, size)), String).label("fallback"),
-                      cast(literal(shipment.containers[size]), Integer).label("boxes"),
-                      cast(literal(rules.TEU[size] * shipment.containers[size]), Numeric(12, 2)).label("teu"))
-
-    size_rows = [size_row(size) for size in shipment.sizes] or [size_row("20").where(false())]
-    sizes = (union_all(*size_rows) if len(size_rows) > 1 else size_rows[0]).cte("sizes")
-
-    rate = rates_service.rate_sql(table, cand.c.currency)
-    is_box = cand.c.unit.in_(rules.CONTAINER_UNITS)
-    size_rank = case((or_(sizes.c.size.is_(None), cand.c.container_size == ""), 0),
-                     (cand.c.container_size == sizes.c.size, 2), else_=1)
-    # choose(): per-box items size by size (the size, its fallback, any size), else one item
-    # for the shipment; the most specific, then the dearer in CNY (none lowest), then the newer id.
-    slots = (
-        select(cand.c.firm_id, cand.c.category, cand.c.fee_type_code, cand.c.required, cand.c.unit,
-               cand.c.amount, cand.c.currency, cand.c.tiers, _flag(is_box).label("is_box"),
-               sizes.c.size.label("slot"), sizes.c.boxes, sizes.c.teu,
-               func.max(_flag(is_box)).over(partition_by=(cand.c.firm_id, cand.c.fee_type_code)).label("has_box"),
-               func.row_number().over(
-                   partition_by=(cand.c.firm_id, cand.c.fee_type_code, sizes.c.size),
-                   order_by=(size_rank.desc(), _flag(cand.c.cargo_scope != "").desc(),
-                             _flag(cand.c.direction == shipment.direction).desc(),
-                             _flag(cand.c.trade == shipment.trade).desc(),
-                             func.coalesce(func.round(cand.c.amount * rate, 2), -1).desc(), cand.c.id.desc()),
-               ).label("rn"))
-        .select_from(cand.outerjoin(sizes, and_(is_box, or_(
-            cand.c.container_size == "", cand.c.container_size == sizes.c.size,
-            cand.c.container_size == sizes.c.fallback))))
-        .where(or_(is_box, cand.c.container_size == "", cand.c.container_size.in_(shipment.sizes)))
-    ).subquery("slots")
-
-    s = slots.c
-    rate = rates_service.rate_sql(table, s.currency)
-    days_expected = shipment.storage_days > 0
-    tier_costs = {text: rules.tier_day_cost(text, shipment.storage_days)
-                  for text in _tier_texts(session)} if days_expected else {}
-    line_cny = rules.quantity_sql(shipment, s.unit, s.amount, s.tiers, s.boxes, s.teu, tier_costs) * rate
-    priced = s.unit.in_(rules.PRICED_UNITS)
-    # The rounding bound: the lines the item makes (one per day band) × (½ cent × rate + ½ cent).
-    lines = case((s.unit.in_(("per_container_day", "per_day")),
-                  func.length(s.tiers) - func.length(func.replace(s.tiers, ";", "")) + 1), else_=1)
-    slack = case((priced, lines * (rate * HALF_CENT + HALF_CENT)), else_=0)
-    chosen = (
-        select(s.firm_id, s.category, s.fee_type_code,
-               func.max(s.required).label("required"), func.max(s.has_box).label("has_box"),
-               func.count().label("slots"),
-               func.coalesce(func.sum(line_cny), 0).label("total"),
-               func.coalesce(func.sum(slack), 0).label("slack"),
-               func.max(_flag(and_(priced, rate.is_(None)))).label("unconverted"))
-        .where(s.rn == 1, or_(and_(s.has_box == 1, s.is_box == 1, s.slot.is_not(None)), s.has_box == 0))
-        .group_by(s.firm_id, s.category, s.fee_type_code)
-    ).subquery("chosen")
-
-    c = chosen.c
-    # choose() reports sizes without an item as missing: a required per-box fee is covered
-    # when every size of the shipment has its item.
-    covered = case((c.has_box == 1, _flag(c.slots == len(shipment.sizes))), else_=1)
-    per_firm = (
-        select(c.firm_id, c.category, func.sum(c.total).label("score"), func.sum(c.slack).label("slack"),
-               func.max(c.unconverted).label("unconverted"), func.sum(c.required * covered).label("covered"))
-        .group_by(c.firm_id, c.category)
-    ).subquery("per_firm")
-
-    f = per_firm.c
-    required_count = case({cat: len(codes) for cat, codes in required.items()}, value=f.category, else_=0)
-    incomplete = case((or_(f.unconverted == 1, f.covered < required_count), 1), else_=0)
-    ranked = select(
-        f.firm_id, f.category, incomplete.label("incomplete"), f.score, f.slack,
-        func.row_number().over(partition_by=f.category, order_by=(incomplete, f.score, f.firm_id)).label("rn"),
-        func.count().over(partition_by=f.category).label("n"),
-        func.max(f.score + f.slack).over(partition_by=(f.category, incomplete),
-                                         order_by=(f.score, f.firm_id)).label("reach"),
-    ).subquery("ranked")
-
-    r = ranked.c
-    # The last place on the page, beside every row (windows, not a join: no second pass).
-    at_cut = select(
-        r.category, r.n, r.firm_id, r.rn, r.incomplete, r.score, r.slack,
-        func.max(case((r.rn == per_category, r.incomplete))).over(partition_by=r.category).label("cut_incomplete"),
-        func.max(case((r.rn == per_category, r.reach))).over(partition_by=r.category).label("cut_reach"),
-    ).subquery("at_cut")
-    k = at_cut.c
-    keep = select(k.category, k.n, k.firm_id).where(or_(
-        k.rn <= per_category, k.incomplete < k.cut_incomplete,
-        and_(k.incomplete == k.cut_incomplete, k.score - k.slack <= k.cut_reach)))
-    found: dict[str, tuple[int, list[int]]] = {}
-    for category, n, firm_id in session.execute(keep):
-        found.setdefault(category, (n, []))[1].append(firm_id)
-    return found
+def _show_versions(session: Session, quotes: list[FirmQuote]) -> None:
+    """Give these quotes' lines the registry's version rows in place of the pricing fields."""
+    ids = sorted({line.version.id for q in quotes for line in q.lines} |
+                 {u.version.id for q in quotes for u in q.unpriced})
+    rows = rows_by_version_id(session, ids)
+    for q in quotes:
+        for entry in (*q.lines, *q.unpriced):
+            entry.version = rows[entry.version.id][0]
 
 
 def quote_shipment(session: Session, shipment: Shipment, on: date | None = None, lang: str = "zh",
-                   rates_config=None, per_category: int = PER_CATEGORY) -> QuoteResult:
+                   rates_config=None, per_category: int = PER_CATEGORY, itemised: int | None = None) -> QuoteResult:
     """Quote `shipment` against every firm that could serve it, as published on `on`: per
-    category the firm count and the first `per_category` firms, ranked and itemised."""
+    category the firm count and the first `per_category` firms, ranked and totalled.
+
+    The first `itemised` firms of each category (all, by default) have their lines'
+    versions read from the registry, names and all; the rest carry the fields that price
+    them (snapshot.PricingFields), which is all a total needs.
+    """
     on = on or today()
+    itemised = per_category if itemised is None else itemised
     table = rates_service.rates_on(on, rates_config)
     categories = rules.categories_for(shipment)
     expected = {c: rules.expected_fees(c, shipment) for c in categories}
@@ -321,22 +192,13 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     versions_by_firm: dict[FirmRef, list] = defaultdict(list)
     counts: dict[str, int] = {}
     if categories and fee_types:
-        conditions = [
-            FeeItemVersion.fee_type_code.in_(fee_types),
-            Firm.status == "active",
-            Firm.category.in_(categories),
-            Firm.id.in_(select(FirmPort.firm_id).where(FirmPort.port == shipment.port)),
-            port_condition(shipment.port),
-            FeeItemVersion.direction.in_(("", shipment.direction)),
-            FeeItemVersion.trade.in_(("", shipment.trade)),
-            FeeItemVersion.cargo_scope.in_(("", shipment.cargo_scope)),
-        ]
-        ranked = _rank_firms(session, shipment, on, table, expected, conditions, per_category)
-        counts = {category: n for category, (n, _ids) in ranked.items()}
-        shown = sorted(firm_id for _n, ids in ranked.values() for firm_id in ids)
-        if shown:
-            for version, firm in in_force_rows(session, on, *conditions, FeeItemVersion.firm_id.in_(shown)):
-                versions_by_firm[firm].append(version)
+        snap = snapshot.current(session)
+        ranking = quote_rank.rank_firms(snap, shipment, on, table, expected, per_category)
+        counts = {category: n for category, (n, _ids) in ranking.found.items()}
+        versions = snapshot.pricing_fields(snap, ranking.positions)
+        firms = firm_refs(session, {v.firm_id for v in versions})
+        for version in versions:
+            versions_by_firm[firms[version.firm_id]].append(version)
 
     by_category: dict[str, list[FirmQuote]] = defaultdict(list)
     for firm, versions in versions_by_firm.items():
@@ -349,6 +211,7 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
         for rank, firm_quote in enumerate(quotes, 1):
             firm_quote.rank = rank
         groups.append(CategoryQuotes(category, quotes, counts.get(category, len(quotes))))
+    _show_versions(session, [q for g in groups for q in g.quotes[:itemised]])
     known = {ft.code: ft for ft in session.scalars(select(FeeType).where(FeeType.code.in_(fee_types)))} \
         if fee_types else {}
     return QuoteResult(

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, literal
 
 from ..item_fields import parse_tiers
 
@@ -370,41 +369,13 @@ def _day_charges(version, shipment: Shipment, boxes: int, sizes: list[str]) -> l
     return charges
 
 
-# --- the same counting as SQL, for ranking many firms at once ------------------------------
+# --- the same counting, vectorised, for ranking many firms at once (quote_rank) ----------------
 
 def tier_day_cost(tiers: str, days: int) -> Decimal:
     """What one box (or one per-day item) costs for `days` under a tiered item: the sum of
     _day_charges' band lines. A tiered item's own amount plays no part (the bands carry the rates)."""
     _free, bands = day_bands(days, tiers, Decimal(0))
     return sum((Decimal(end - start + 1) * rate for start, end, rate in bands if end >= start), Decimal(0))
-
-
-def quantity_sql(shipment: Shipment, unit, amount, tiers, slot_count, slot_teu, tier_costs: dict[str, Decimal]):
-    """An SQL expression for what `price` charges for one chosen item, in its own currency,
-    before rounding: quantity × unit amount, with the quantity counted as `price` counts it.
-
-    `slot_count` and `slot_teu` are the boxes and TEU of the one container size the row was
-    chosen for (per-box units are chosen size by size, so the sizes' rows add up);
-    `tier_costs` maps each tier text that may occur to `tier_day_cost` for the shipment's days.
-    Units a shipment cannot price count 0 (they are listed as not priced, never totalled).
-    """
-    days = shipment.storage_days
-    if days <= 0:
-        day_cost = literal(Decimal(0))
-    else:
-        tiered = case({text: literal(cost) for text, cost in tier_costs.items()}, value=tiers,
-                      else_=amount * days) if tier_costs else amount * days
-        day_cost = case((tiers == "", amount * days), else_=tiered)
-    return case(
-        (unit == "per_container", slot_count * amount),
-        (unit == "per_teu", slot_teu * amount),
-        (unit == "per_bl", amount * shipment.bills),
-        (unit == "per_shipment", amount),
-        (unit == "per_declaration", amount * shipment.declarations),
-        (unit == "per_container_day", slot_count * day_cost),
-        (unit == "per_day", day_cost),
-        else_=literal(Decimal(0)),
-    )
 
 
 #: Units `price` turns into charges (lines); any other unit is listed as not priced.

@@ -17,7 +17,6 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
-from sqlalchemy import case, literal
 
 CNY = "CNY"
 CENT = Decimal("0.01")
@@ -95,8 +94,3 @@ def rates_on(on: date, config=None) -> RateTable:
         if table.effective_from is None or table.effective_from <= on:
             chosen = table
     return chosen
-
-
-def rate_sql(table: RateTable, currency):
-    """An SQL expression for the rate of `currency`, NULL where none is configured."""
-    return case({code: literal(rate) for code, rate in table.rates.items()}, value=currency, else_=None)

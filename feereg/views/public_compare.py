@@ -50,16 +50,16 @@ def compare(code: str):
     descending = request.args.get("dir") == "desc"
     marked = request.args.get("item", type=int)
     comparison = chart = None
-    if form.validate():
-        comparison = compare_service.compare_fee_type(db.session, fee_type, sort=sort, descending=descending,
-                                                      lang=lang, **form.filters())
-        points = [(row.amount_cny, f"{row.firm.display_name(lang)}: {row.amount_cny:,.2f} CNY",
-                   row.item_id == marked) for row in comparison.rows if row.amount_cny is not None]
-        chart = charts.strip_chart(points, comparison.stats)
     page = page_arg()
-    all_rows = comparison.rows if comparison else []
-    rows = all_rows[(page - 1) * ROWS_PER_PAGE: page * ROWS_PER_PAGE]
-    pages = max(1, -(-len(all_rows) // ROWS_PER_PAGE))
+    if form.validate():
+        comparison = compare_service.compare_fee_type(
+            db.session, fee_type, sort=sort, descending=descending, lang=lang, page=page, per_page=ROWS_PER_PAGE,
+            chart_dots=charts.MAX_DOTS, marked_item=marked, **form.filters())
+        points = [(row.amount_cny, f"{row.firm.display_name(lang)}: {row.amount_cny:,.2f} CNY",
+                   row.item_id == marked) for row in comparison.chart_rows]
+        chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
+    rows = comparison.rows if comparison else []
+    pages = max(1, -(-comparison.total // ROWS_PER_PAGE)) if comparison else 1
     return render_template("public/compare.html", form=form, fee_type=fee_type, comparison=comparison,
                            rows=rows, page=page, pages=pages, chart=chart, sort=sort, descending=descending,
                            sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked,
@@ -80,7 +80,7 @@ def quote_results():
     if not form.validate():
         return render_template("public/quote_form.html", form=form)
     result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang,
-                                          per_category=QUOTE_FIRMS_SHOWN)
+                                          per_category=QUOTE_FIRMS_SHOWN, itemised=QUOTE_FIRMS_ITEMISED)
     return render_template("public/quote_results.html", form=form, result=result,
                            edit_url=url_for("public.quote_form") + "?" + request.query_string.decode(),
                            services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN,

@@ -72,7 +72,8 @@ def quote_file(fmt: str):
     form = ShipmentForm(lang, formdata=request.args)
     if not form.validate():
         return render_template("public/quote_form.html", form=form), 400
-    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang)
+    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang,
+                                          itemised=QUOTE_ITEMISED)
     heads = reads.chain_heads(db.session, {q.firm.id for q in result.quotes})
     return pdf_response(pdf.render_pdf("print/quote.html", result=result, services=SERVICES, heads=heads,
                                        max_firms=QUOTE_FIRMS, max_itemised=QUOTE_ITEMISED),

@@ -1,0 +1,221 @@
+"""Which firms a quote page shows: every candidate firm ranked on the registry snapshot.
+
+A quote at a busy port has tens of thousands of firms that could serve it. This module
+ranks them all on the snapshot's columns (snapshot.py) with the rules of quote_rules —
+choose() item by item and size by size, price() unit by unit — vectorised, and returns
+per category the firm count and the ids of the firms that can be on the page. Only those
+are then read from the database and itemised exactly, in Decimal, by quote.py.
+
+Here totals are floats of the unrounded amounts, while the rules round each line to the
+cent (in its currency, then in CNY), so an exact total lies within a bound of the float:
+half a cent per line plus half a cent times the rate, per line (a tiered per-day item
+has a line per band), plus a hair for float error. Beyond the page the ranking keeps
+every firm whose lowest possible total does not exceed the highest possible total of a
+firm on the page: a firm it leaves out is beaten by a full page of firms whatever the
+rounding, so the page is exactly what ranking every firm in Python gives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+from . import quote_rules as rules
+from .snapshot import Snapshot
+
+HALF_CENT = 0.005
+#: Float error allowance per firm total (amounts are far below the point where it matters).
+FLOAT_EPSILON = 1e-6
+
+
+@dataclass
+class Ranking:
+    #: category → (firms that could serve the shipment, ids of the firms that can be on the page).
+    found: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
+    #: Snapshot positions of the versions that apply, of the firms that can be on the page.
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
+               expected: dict[str, list[rules.Expect]], per_category: int) -> Ranking:
+    """Every firm that could serve the shipment, ranked per category; see the module's docstring."""
+    vocab, v = snap.vocab, snap.versions
+    categories = [c for c, found in expected.items() if found]
+    fee_types = sorted({e.fee_type for c in categories for e in expected[c]})
+    rows = snap.rows(on, fee_types=fee_types, categories=categories, port=shipment.port, active_only=True,
+                     firm_serves_port=True, directions=("", shipment.direction), trades=("", shipment.trade),
+                     scopes=("", shipment.cargo_scope))
+    if not len(rows):
+        return Ranking()
+    firm = v.firm_id[rows]
+    category = snap.firms.category[firm]
+    fee_type = v.fee_type[rows]
+    # Which (category, fee type) pairs take part, and which of them are required.
+    n_types = len(vocab.fee_type.texts)
+    wanted = np.zeros((len(vocab.category.texts), n_types), dtype=bool)
+    required = np.zeros_like(wanted)
+    for c in categories:
+        for expect in expected[c]:
+            code = vocab.fee_type.find(expect.fee_type)
+            if code >= 0:
+                wanted[vocab.category.find(c), code] = True
+                required[vocab.category.find(c), code] |= expect.required
+    keep = wanted[category, fee_type]
+    rows, firm, category, fee_type = rows[keep], firm[keep], category[keep], fee_type[keep]
+    if not len(rows):
+        return Ranking()
+
+    cny_cents, converted = snap.cny_cents(rows, table)
+    rate = _rates(snap, rows, table)
+    unit = v.unit[rows]
+    is_box = vocab.unit.table(rules.CONTAINER_UNITS)[unit]
+    size_code = v.size[rows]
+    any_size = size_code == vocab.size.find("")
+    # (firm, fee type): the group choose() works on; firms are contiguous in its order.
+    group = firm.astype(np.int64) * n_types + fee_type
+
+    # Slots: a per-box row once for each shipment size it fits (slot k), any other row once
+    # for the whole shipment (slot `whole`), and a per-box row that fits no size once as
+    # a marker (slot `marker`, never chosen): its group still prices per box, as choose() does.
+    sizes = list(shipment.sizes)
+    whole, marker = len(sizes), len(sizes) + 1
+    slot_rows, slot_index, slot_rank = [], [], []
+    fits_any = np.zeros(len(rows), dtype=bool)
+    for k, size in enumerate(sizes):
+        exact = size_code == vocab.size.find(size)
+        fallback = size_code == vocab.size.find(rules.SIZE_FALLBACK.get(size, size))
+        fits = is_box & (any_size | exact | fallback)
+        fits_any |= fits
+        at = np.flatnonzero(fits)
+        slot_rows.append(at)
+        slot_index.append(np.full(len(at), k))
+        slot_rank.append(np.where(any_size[at], 0, np.where(exact[at], 2, 1)))
+    for wanted_rows, code in ((~is_box & (any_size | vocab.size.table(sizes)[size_code]), whole),
+                              (is_box & ~fits_any, marker)):
+        at = np.flatnonzero(wanted_rows)
+        slot_rows.append(at)
+        slot_index.append(np.full(len(at), code))
+        slot_rank.append(np.zeros(len(at), dtype=np.int64))
+    r = np.concatenate(slot_rows)
+    slot = np.concatenate(slot_index)
+    if not len(r):
+        return Ranking()
+
+    # choose(): per (group, slot) the most specific, then the dearer in CNY (none and 0
+    # lowest, as there), then the newer id — as two sort keys: (group, slot, specificity)
+    # and (amount, id), both packed into integers.
+    preference = (np.concatenate(slot_rank) * 8 + (v.scope[rows] != vocab.scope.find(""))[r] * 4
+                  + (v.direction[rows] == vocab.direction.find(shipment.direction))[r] * 2
+                  + (v.trade[rows] == vocab.trade.find(shipment.trade))[r])
+    place = (group[r] * (marker + 1) + slot) * 32 + (31 - preference)
+    amount = np.minimum(np.where(converted & (cny_cents > 0), cny_cents, -100)[r] + 100, 2 ** 38)
+    order = np.lexsort((-(amount * 2 ** 24 + v.id[rows][r]), place))
+    place, slot = place[order] // 32, slot[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = place[1:] != place[:-1]
+    sorted_group = group[r[order]]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = sorted_group[1:] != sorted_group[:-1]
+    segment = np.cumsum(starts) - 1
+    has_box = np.logical_or.reduceat(is_box[r[order]], np.flatnonzero(starts))
+    picked = first & ((slot < whole) | ((slot == whole) & ~has_box[segment]))
+    chosen = r[order][picked]
+    chosen_slot = np.where(slot[picked] == whole, len(sizes), slot[picked])
+
+    line, slack, unconverted = _price(snap, rows, chosen, chosen_slot, shipment, rate)
+    chosen_segment = segment[picked]
+    n_segments = int(segment[-1]) + 1
+    per_group_slots = np.bincount(chosen_segment, minlength=n_segments)
+    group_total = np.bincount(chosen_segment, weights=line, minlength=n_segments)
+    group_slack = np.bincount(chosen_segment, weights=slack, minlength=n_segments)
+    group_unconverted = np.bincount(chosen_segment, weights=unconverted, minlength=n_segments) > 0
+    present = per_group_slots > 0
+    covered = np.where(has_box, per_group_slots == len(sizes), True)
+
+    # Per firm: groups are in (firm, fee type) order, so a firm's groups are contiguous.
+    groups = sorted_group[starts][present]
+    group_firm, group_type = groups // n_types, groups % n_types
+    group_category = snap.firms.category[group_firm]
+    firm_starts = np.ones(len(groups), dtype=bool)
+    firm_starts[1:] = group_firm[1:] != group_firm[:-1]
+    firm_of = np.cumsum(firm_starts) - 1
+    firms = group_firm[firm_starts]
+    score = np.bincount(firm_of, weights=group_total[present], minlength=len(firms))
+    firm_slack = np.bincount(firm_of, weights=group_slack[present], minlength=len(firms)) + FLOAT_EPSILON
+    firm_unconverted = np.bincount(firm_of, weights=group_unconverted[present], minlength=len(firms)) > 0
+    firm_covered = np.bincount(firm_of, weights=(required[group_category, group_type] & covered[present]),
+                               minlength=len(firms))
+    firm_category = snap.firms.category[firms]
+    required_count = required.sum(axis=1)[firm_category]
+    incomplete = firm_unconverted | (firm_covered < required_count)
+
+    ranking = Ranking()
+    shown = []
+    for c in categories:
+        in_category = np.flatnonzero(firm_category == vocab.category.find(c))
+        if not len(in_category):
+            continue
+        ordered = in_category[np.lexsort((firms[in_category], score[in_category], incomplete[in_category]))]
+        keep = np.zeros(len(ordered), dtype=bool)
+        keep[:per_category] = True
+        if len(ordered) > per_category:
+            cut = per_category - 1
+            cut_incomplete = incomplete[ordered[cut]]
+            same = np.flatnonzero(incomplete[ordered] == cut_incomplete)
+            # The highest possible total among the firms up to the cut, in the cut's tier.
+            reach = np.max((score + firm_slack)[ordered[same[same <= cut]]])
+            keep |= incomplete[ordered] < cut_incomplete
+            keep |= (incomplete[ordered] == cut_incomplete) & (score[ordered] - firm_slack[ordered] <= reach)
+        ranking.found[c] = (len(ordered), [int(f) for f in firms[ordered[keep]]])
+        shown.append(firms[ordered[keep]])
+    if shown:
+        on_page = np.zeros(len(snap.firms.known), dtype=bool)
+        on_page[np.concatenate(shown)] = True
+        ranking.positions = rows[on_page[firm]]
+    return ranking
+
+
+def _rates(snap: Snapshot, rows: np.ndarray, table) -> np.ndarray:
+    """The rate to CNY per row as a float, NaN where none is configured."""
+    codes = snap.versions.currency[rows]
+    by_code = np.array([float(table.rate(c)) if table.rate(c) is not None else np.nan
+                        for c in snap.vocab.currency.texts] or [np.nan])
+    return by_code[codes]
+
+
+def _price(snap: Snapshot, rows, chosen, slot, shipment: rules.Shipment, rate):
+    """(line total in CNY, its rounding bound, unconverted) per chosen row, as price() counts."""
+    v, vocab = snap.versions, snap.vocab
+    sizes = list(shipment.sizes)
+    # slot len(sizes): the whole shipment (units not counted per box)
+    boxes = np.array([shipment.containers[s] for s in sizes] + [0], dtype=float)[slot]
+    teu = np.array([float(rules.TEU[s] * shipment.containers[s]) for s in sizes] + [0.0])[slot]
+    amount = v.cents[rows][chosen] / 100.0
+    unit = v.unit[rows][chosen]
+    units = vocab.unit.find
+    tiers_code = v.tiers[rows][chosen]
+    days = shipment.storage_days
+    tier_texts = vocab.tiers.texts
+    if days > 0:
+        tier_cost = np.array([float(rules.tier_day_cost(t, days)) if t else 0.0 for t in tier_texts] or [0.0])
+        tiered = tiers_code != vocab.tiers.find("")
+        day_cost = np.where(tiered, tier_cost[tiers_code], amount * days)
+    else:
+        day_cost = np.zeros(len(chosen))
+    quantity_amount = np.select(
+        [unit == units("per_container"), unit == units("per_teu"), unit == units("per_bl"),
+         unit == units("per_shipment"), unit == units("per_declaration"), unit == units("per_container_day"),
+         unit == units("per_day")],
+        [boxes * amount, teu * amount, amount * shipment.bills, amount, amount * shipment.declarations,
+         boxes * day_cost, day_cost], default=0.0)
+    line_rate = rate[chosen]
+    priced = vocab.unit.table(rules.PRICED_UNITS)[unit]
+    unconverted = priced & np.isnan(line_rate)
+    bands = np.array([t.count(";") + 1 for t in tier_texts] or [1])[tiers_code]
+    lines = np.where(vocab.unit.table(("per_container_day", "per_day"))[unit], bands, 1)
+    with np.errstate(invalid="ignore"):
+        line = np.where(np.isnan(line_rate), 0.0, quantity_amount * np.nan_to_num(line_rate))
+        slack = np.where(priced & ~np.isnan(line_rate), lines * (np.nan_to_num(line_rate) * HALF_CENT + HALF_CENT),
+                         0.0)
+    return line, slack, unconverted

@@ -1,0 +1,521 @@
+"""The registry's published versions held in memory as columns, for comparisons and quotes.
+
+A comparison or a quote at a busy port reads tens of thousands of versions out of a
+million, and ranks them by amounts that depend on dated exchange rates: SQL that
+fetches the rows costs more than the whole answer may take. Here every publish version
+is one entry in numpy arrays (codes for the short texts, cents for the amount, day
+numbers for the validity range effective_from ≤ D < superseded_from), so "in force on D,
+of these fee types, at this port" is a few vectorised comparisons, and the caller reads
+from the database only the rows it shows.
+
+Versions are never changed once written except for superseded_from, which the registry
+service sets in the transaction that appends the next version of the item. So a snapshot
+follows the database by reading the versions appended since it was built, and re-reading
+the items they belong to. It reads from its own connection: only committed data, never a
+request's half-done transaction.
+
+Appended since: ids above the highest one seen, plus the gaps below it. On PostgreSQL
+ids come from a sequence and commit out of order — a transaction holding id 500 may
+commit after one holding 501 — so an id skipped over is looked for again on each
+refresh until it appears or GAP_WAIT has passed (a rolled-back insert leaves a gap
+for good). As a last guard, every COUNT_CHECK_EVERY seconds the number of versions
+is compared with the snapshot's, and a difference rebuilds it.
+
+Firms (category, status, ports) change without a new version. Every such change is
+audited (services.firms), so the snapshot follows the audit log the same way: a firm
+event since the last refresh re-reads that firm. Firms are also read whenever a version
+names one the snapshot does not know.
+
+A database emptied and filled again (tests, a restore) is recognised by the hash of the
+last version seen: versions are immutable, so if that id now holds another hash, the
+snapshot is rebuilt.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from weakref import WeakKeyDictionary
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from ..models import AuditEvent, FeeItemVersion, Firm, FirmPort
+
+#: Seconds an id skipped over is looked for again (a transaction still open when a later one committed).
+GAP_WAIT = 900
+#: Seconds between checks that the snapshot holds as many versions as the database.
+COUNT_CHECK_EVERY = 60
+#: Audited actions that change what the snapshot holds of a firm.
+FIRM_ACTIONS = ("firm.register", "firm.create", "firm.update", "firm.suspend", "firm.reinstate",
+                "firms.load", "import.firms")
+#: validity end of a version not superseded: after every real day.
+OPEN = np.iinfo(np.int32).max
+_CHUNK = 500
+_V = FeeItemVersion
+_COLUMNS = (_V.id, _V.item_id, _V.firm_id, _V.fee_type_code, _V.unit, _V.container_size, _V.cargo_scope,
+            _V.trade, _V.direction, _V.amount, _V.currency, _V.tiers, _V.ports, _V.effective_from,
+            _V.superseded_from)
+#: The coded text columns, in _COLUMNS order from fee_type_code.
+TEXT_COLUMNS = ("fee_type", "unit", "size", "scope", "trade", "direction")
+
+
+class Vocabulary:
+    """Texts numbered in order of first sight: codes only grow, so old arrays stay valid."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}
+        self.texts: list[str] = []
+
+    def code(self, text: str) -> int:
+        found = self.codes.get(text)
+        if found is None:
+            found = self.codes[text] = len(self.texts)
+            self.texts.append(text)
+        return found
+
+    def find(self, text: str) -> int:
+        """The code of `text`, or -1 when no version has it."""
+        return self.codes.get(text, -1)
+
+    def table(self, wanted) -> np.ndarray:
+        """A bool per code: is its text one of `wanted`."""
+        wanted = set(wanted)
+        return np.array([t in wanted for t in self.texts] or [False], dtype=bool)
+
+    def copy(self) -> "Vocabulary":
+        other = Vocabulary()
+        other.codes, other.texts = dict(self.codes), list(self.texts)
+        return other
+
+
+@dataclass
+class Vocabularies:
+    fee_type: Vocabulary = field(default_factory=Vocabulary)
+    unit: Vocabulary = field(default_factory=Vocabulary)
+    size: Vocabulary = field(default_factory=Vocabulary)
+    scope: Vocabulary = field(default_factory=Vocabulary)
+    trade: Vocabulary = field(default_factory=Vocabulary)
+    direction: Vocabulary = field(default_factory=Vocabulary)
+    currency: Vocabulary = field(default_factory=Vocabulary)
+    tiers: Vocabulary = field(default_factory=Vocabulary)
+    #: A version's port list, as one text ("" for none: the firm's ports apply).
+    ports: Vocabulary = field(default_factory=Vocabulary)
+    category: Vocabulary = field(default_factory=Vocabulary)
+
+    def copy(self) -> "Vocabularies":
+        return Vocabularies(**{name: getattr(self, name).copy() for name in self.__dataclass_fields__})
+
+
+_ARRAYS = (("id", np.int64), ("item_id", np.int64), ("firm_id", np.int32), ("fee_type", np.int16),
+           ("unit", np.int16), ("size", np.int16), ("scope", np.int16), ("trade", np.int16),
+           ("direction", np.int16), ("cents", np.int64), ("currency", np.int16), ("tiers", np.int32),
+           ("ports", np.int32), ("valid_from", np.int32), ("valid_until", np.int32))
+
+
+@dataclass
+class Versions:
+    """One entry per publish version; `alive` False once a refresh re-read its item."""
+
+    id: np.ndarray
+    item_id: np.ndarray
+    firm_id: np.ndarray
+    fee_type: np.ndarray
+    unit: np.ndarray
+    size: np.ndarray
+    scope: np.ndarray
+    trade: np.ndarray
+    direction: np.ndarray
+    cents: np.ndarray
+    currency: np.ndarray
+    tiers: np.ndarray
+    ports: np.ndarray
+    valid_from: np.ndarray
+    valid_until: np.ndarray
+    alive: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows, vocab: Vocabularies) -> "Versions":
+        columns: list[list] = [[] for _ in _ARRAYS]
+        texts = (vocab.fee_type, vocab.unit, vocab.size, vocab.scope, vocab.trade, vocab.direction)
+        days: dict = {None: OPEN}
+        for r in rows:
+            columns[0].append(r[0])
+            columns[1].append(r[1])
+            columns[2].append(r[2])
+            for index, v in enumerate(texts):
+                columns[3 + index].append(v.code(r[3 + index]))
+            columns[9].append(int(r[9] * 100))
+            columns[10].append(vocab.currency.code(r[10]))
+            columns[11].append(vocab.tiers.code(r[11]))
+            columns[12].append(vocab.ports.code(r[12]))
+            for index, value in ((13, r[13]), (14, r[14])):
+                day = days.get(value)
+                if day is None:
+                    day = days[value] = _ordinal(value)
+                columns[index].append(day)
+        arrays = {name: np.array(values, dtype=dtype) for (name, dtype), values in zip(_ARRAYS, columns)}
+        return cls(**arrays, alive=np.ones(len(columns[0]), dtype=bool))
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def extended(self, dead_items: np.ndarray, new: "Versions") -> "Versions":
+        """These versions with the items `dead_items` replaced by `new`'s rows."""
+        alive = self.alive & ~np.isin(self.item_id, dead_items)
+        arrays = {name: np.concatenate((getattr(self, name), getattr(new, name))) for name, _ in _ARRAYS}
+        return Versions(**arrays, alive=np.concatenate((alive, new.alive)))
+
+    def in_force(self, on: date) -> np.ndarray:
+        day = on.toordinal()
+        return self.alive & (self.valid_from <= day) & (self.valid_until > day)
+
+
+def _ordinal(value) -> int:
+    if isinstance(value, str):  # SQLite through a plain connection may hand back text
+        value = date.fromisoformat(value[:10])
+    return value.toordinal()
+
+
+@dataclass
+class Firms:
+    """Per firm id (arrays indexed by id): known, category code, active, and the ports served."""
+
+    known: np.ndarray
+    category: np.ndarray
+    active: np.ndarray
+    #: port → bool per firm id.
+    serves: dict[str, np.ndarray]
+    names_zh: list
+    names_en: list
+    _ranks: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> "Firms":
+        return cls(np.zeros(1, bool), np.zeros(1, np.int16), np.zeros(1, bool), {}, [""], [""])
+
+    def grown(self, size: int) -> "Firms":
+        if size <= len(self.known):
+            return Firms(self.known.copy(), self.category.copy(), self.active.copy(),
+                         {p: a.copy() for p, a in self.serves.items()}, list(self.names_zh), list(self.names_en))
+        extra = size - len(self.known)
+
+        def pad(a):
+            return np.concatenate((a, np.zeros(extra, dtype=a.dtype)))
+
+        return Firms(pad(self.known), pad(self.category), pad(self.active),
+                     {p: pad(a) for p, a in self.serves.items()},
+                     self.names_zh + [""] * extra, self.names_en + [""] * extra)
+
+    def serving(self, port: str) -> np.ndarray:
+        return self.serves.get(port, np.zeros(len(self.known), dtype=bool))
+
+    def name_rank(self, lang: str) -> np.ndarray:
+        """A firm's place in the order of its displayed name (lower case), then id: sorting
+        by it sorts as the pages' name sort does."""
+        key = "en" if lang.startswith("en") else "zh"
+        rank = self._ranks.get(key)
+        if rank is None:
+            names = [(en or zh) if key == "en" else zh for zh, en in zip(self.names_zh, self.names_en)]
+            order = sorted(range(len(names)), key=lambda i: (names[i].lower(), i))
+            rank = np.empty(len(names), dtype=np.int32)
+            rank[np.array(order, dtype=np.int64)] = np.arange(len(names), dtype=np.int32)
+            self._ranks[key] = rank
+        return rank
+
+
+@dataclass
+class Position:
+    """How far the snapshot has read the two append-only tables it follows."""
+
+    version_id: int = 0
+    version_hash: str = ""
+    #: [low, high, first seen (monotonic)]: ids skipped over, looked for again.
+    version_gaps: list = field(default_factory=list)
+    audit_id: int = 0
+    audit_gaps: list = field(default_factory=list)
+    count_checked: float = 0.0
+    #: Versions (all kinds) the snapshot has read.
+    version_count: int = 0
+
+
+@dataclass
+class Snapshot:
+    versions: Versions
+    firms: Firms
+    vocab: Vocabularies
+    position: Position
+    _in_force: tuple | None = None
+
+    def rows(self, on: date, fee_types=None, units=None, sizes=None, scopes=None, trades=None, directions=None,
+             categories=None, port: str | None = None, active_only: bool = False,
+             firm_serves_port: bool = False) -> np.ndarray:
+        """Positions of the versions in force on `on` meeting every condition given; each
+        condition is the set of texts allowed for that column. `port`: the version names
+        the port, or names none and its firm serves it."""
+        v, vocab = self.versions, self.vocab
+        mask = self.in_force(on)
+        if fee_types is not None:  # the narrowest condition first: the rest look at its rows only
+            mask = mask & vocab.fee_type.table(fee_types)[v.fee_type]
+        rows = np.flatnonzero(mask)
+        for values, column, vocabulary in ((units, v.unit, vocab.unit), (sizes, v.size, vocab.size),
+                                           (scopes, v.scope, vocab.scope), (trades, v.trade, vocab.trade),
+                                           (directions, v.direction, vocab.direction)):
+            if values is not None:
+                rows = rows[vocabulary.table(values)[column[rows]]]
+        firm_ids = v.firm_id[rows]
+        keep = np.ones(len(rows), dtype=bool)
+        if categories is not None:
+            keep &= self.vocab.category.table(categories)[self.firms.category[firm_ids]]
+        if active_only:
+            keep &= self.firms.active[firm_ids]
+        if port:
+            serves = self.firms.serving(port)[firm_ids]
+            named = np.array([port in text.split(";") for text in vocab.ports.texts] or [False])
+            unnamed = vocab.ports.table([""])
+            codes = v.ports[rows]
+            keep &= named[codes] | (unnamed[codes] & serves)
+            if firm_serves_port:
+                keep &= serves
+        return rows[keep]
+
+    def in_force(self, on: date) -> np.ndarray:
+        """The versions in force on `on` (kept for the last day asked: pages ask for today)."""
+        cached = self._in_force
+        if cached is None or cached[0] != on:
+            cached = self._in_force = (on, self.versions.in_force(on))
+        return cached[1]
+
+    def cny_cents(self, rows: np.ndarray, table) -> tuple[np.ndarray, np.ndarray]:
+        """(amount in CNY cents, converted?) per row, exactly as rates.RateTable.to_cny."""
+        v = self.versions
+        cents = v.cents[rows]
+        out = np.zeros(len(rows), dtype=np.int64)
+        converted = np.zeros(len(rows), dtype=bool)
+        currencies = v.currency[rows]
+        for code in np.unique(currencies):
+            where = currencies == code
+            currency = self.vocab.currency.texts[code]
+            rate = table.rate(currency)
+            if rate is None:
+                continue
+            converted |= where
+            if rate == 1:
+                out[where] = cents[where]
+                continue
+            distinct, inverse = np.unique(cents[where], return_inverse=True)
+            values = [int(table.to_cny(Decimal(int(c)).scaleb(-2), currency).scaleb(2)) for c in distinct]
+            out[where] = np.array(values, dtype=np.int64)[inverse]
+        return out, converted
+
+
+@dataclass(frozen=True, slots=True)
+class PricingFields:
+    """What the snapshot holds of a version: enough to choose and price it (quote_rules),
+    not to show it (no names)."""
+
+    id: int
+    item_id: int
+    firm_id: int
+    fee_type_code: str
+    unit: str
+    container_size: str
+    cargo_scope: str
+    trade: str
+    direction: str
+    amount: Decimal
+    currency: str
+    tiers: str
+
+
+def pricing_fields(snap: Snapshot, positions: np.ndarray) -> list[PricingFields]:
+    v, vocab = snap.versions, snap.vocab
+    columns = (v.id[positions].tolist(), v.item_id[positions].tolist(), v.firm_id[positions].tolist(),
+               [vocab.fee_type.texts[c] for c in v.fee_type[positions]], [vocab.unit.texts[c] for c in v.unit[positions]],
+               [vocab.size.texts[c] for c in v.size[positions]], [vocab.scope.texts[c] for c in v.scope[positions]],
+               [vocab.trade.texts[c] for c in v.trade[positions]],
+               [vocab.direction.texts[c] for c in v.direction[positions]],
+               [Decimal(c).scaleb(-2) for c in v.cents[positions].tolist()],
+               [vocab.currency.texts[c] for c in v.currency[positions]], [vocab.tiers.texts[c] for c in v.tiers[positions]])
+    return [PricingFields(*values) for values in zip(*columns)]
+
+
+class SnapshotCache:
+    """The snapshot of one database, refreshed on each use (one indexed read when nothing changed)."""
+
+    def __init__(self):
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def current(self, engine: Engine) -> Snapshot:
+        with self._lock:
+            with engine.connect() as conn:
+                self._snapshot = _refresh(conn, self._snapshot)
+            return self._snapshot
+
+
+_caches: WeakKeyDictionary = WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def current(session: Session) -> Snapshot:
+    """The snapshot of the session's database, as of its latest commit."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    with _caches_lock:
+        cache = _caches.get(engine)
+        if cache is None:
+            cache = _caches[engine] = SnapshotCache()
+    return cache.current(engine)
+
+
+# --- reading the database -----------------------------------------------------------------
+
+def _refresh(conn: Connection, snapshot: Snapshot | None) -> Snapshot:
+    if snapshot is None or not _still_valid(conn, snapshot.position):
+        return _build(conn)
+    now = time.monotonic()
+    snapshot = _catch_up(conn, snapshot, now) or snapshot
+    if now - snapshot.position.count_checked > COUNT_CHECK_EVERY:
+        # A version committed under an id the gaps no longer cover: counted, never read.
+        if _count_upto(conn, snapshot.position) != snapshot.position.version_count:
+            snapshot = _catch_up(conn, snapshot, now) or snapshot
+            if _count_upto(conn, snapshot.position) != snapshot.position.version_count:
+                return _build(conn)
+        snapshot.position.count_checked = now
+    return snapshot
+
+
+def _count_upto(conn: Connection, position: Position) -> int:
+    return conn.scalar(select(func.count()).select_from(_V).where(_V.id <= position.version_id))
+
+
+def _still_valid(conn: Connection, position: Position) -> bool:
+    """Versions are immutable: the last one read still holds its hash unless the database
+    was emptied (or replaced) since."""
+    if not position.version_id:
+        return True
+    return conn.scalar(select(_V.hash).where(_V.id == position.version_id)) == position.version_hash
+
+
+def _build(conn: Connection) -> Snapshot:
+    vocab = Vocabularies()
+    position = Position(count_checked=time.monotonic())
+    top = conn.scalar(select(func.max(_V.id))) or 0
+    position.audit_id = conn.scalar(select(func.max(AuditEvent.id))) or 0
+    rows = conn.execute(select(*_COLUMNS).where(_V.kind == "publish", _V.id <= top)).all()
+    versions = Versions.from_rows(rows, vocab)
+    ids = conn.execute(select(_V.id).where(_V.id <= top)).scalars().all()
+    position.version_count = len(ids)
+    position.version_gaps = _gaps(np.array(ids, dtype=np.int64), 0, top, time.monotonic())
+    if top:
+        position.version_id = top
+        position.version_hash = conn.scalar(select(_V.hash).where(_V.id == top))
+    firms = _read_firms(conn, Firms.empty(), None, vocab)
+    return Snapshot(versions, firms, vocab, position)
+
+
+def _gaps(found_ids: np.ndarray, low: int, high: int, seen: float) -> list:
+    """The ranges of ids in (low, high] not in found_ids (sorted or not)."""
+    ids = np.unique(found_ids[(found_ids > low) & (found_ids <= high)])
+    bounds = np.concatenate(([low], ids, [high + 1]))
+    gaps = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a > 1:
+            gaps.append([int(a) + 1, int(b) - 1, seen])
+    return gaps
+
+
+def _in_ranges(column, low: int, ranges: list):
+    from sqlalchemy import and_, or_
+
+    return or_(column > low, *(and_(column >= lo, column <= hi) for lo, hi, _seen in ranges))
+
+
+def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | None:
+    """A new snapshot with what was committed since, or None when nothing was."""
+    position = snapshot.position
+    position.version_gaps = [g for g in position.version_gaps if now - g[2] < GAP_WAIT]
+    position.audit_gaps = [g for g in position.audit_gaps if now - g[2] < GAP_WAIT]
+    new_versions = conn.execute(select(_V.id, _V.item_id, _V.firm_id).where(
+        _in_ranges(_V.id, position.version_id, position.version_gaps))).all()
+    events = conn.execute(select(AuditEvent.id, AuditEvent.action, AuditEvent.firm_id).where(
+        _in_ranges(AuditEvent.id, position.audit_id, position.audit_gaps))).all()
+    firm_events = [e for e in events if e.action in FIRM_ACTIONS]
+    if not new_versions and not firm_events:
+        if events:  # other events: only move the audit position on
+            _advance(position, "audit", [e.id for e in events], now)
+        return None
+
+    vocab = snapshot.vocab.copy()
+    versions, firms = snapshot.versions, snapshot.firms
+    moved = Position(**{**position.__dict__})
+    if new_versions:
+        items = sorted({r.item_id for r in new_versions})
+        rows = []
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start:start + _CHUNK]
+            rows += conn.execute(select(*_COLUMNS).where(_V.kind == "publish", _V.item_id.in_(chunk))).all()
+        versions = versions.extended(np.array(items, dtype=np.int64), Versions.from_rows(rows, vocab))
+        _advance(moved, "version", [r.id for r in new_versions], now)
+        moved.version_count += len(new_versions)
+        moved.version_hash = conn.scalar(select(_V.hash).where(_V.id == moved.version_id))
+    # The firms of new versions are read again too: cheap, and a firm changed without an
+    # audited action (a script, a restore) is then current wherever it publishes.
+    changed = {e.firm_id for e in firm_events} | {r.firm_id for r in new_versions}
+    if None in changed:  # a bulk change of firms
+        firms = _read_firms(conn, Firms.empty(), None, vocab)
+    elif changed:
+        firms = _read_firms(conn, firms, sorted(changed), vocab)
+    if events:
+        _advance(moved, "audit", [e.id for e in events], now)
+    return Snapshot(versions, firms, vocab, moved)
+
+
+def _advance(position: Position, table: str, ids: list[int], now: float) -> None:
+    last = getattr(position, f"{table}_id")
+    gaps = getattr(position, f"{table}_gaps")
+    found = np.array(ids, dtype=np.int64)
+    kept = []
+    for lo, hi, seen in gaps:  # an old gap keeps what is still missing of it
+        kept += [[a, b, seen] for a, b, _ in _gaps(found, lo - 1, hi, seen)]
+    top = max(ids + [last])
+    kept += _gaps(found, last, top, now)
+    setattr(position, f"{table}_id", top)
+    setattr(position, f"{table}_gaps", kept)
+
+
+def _read_firms(conn: Connection, firms: Firms, ids: list[int] | None, vocab: Vocabularies) -> Firms:
+    """`firms` with the given firm ids (all when None) read again."""
+    stmt = select(Firm.id, Firm.category, Firm.status, Firm.name_zh, Firm.name_en)
+    port_stmt = select(FirmPort.firm_id, FirmPort.port)
+    if ids is None:
+        rows = conn.execute(stmt).all()
+        ports = conn.execute(port_stmt).all()
+    else:
+        rows, ports = [], []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            rows += conn.execute(stmt.where(Firm.id.in_(chunk))).all()
+            ports += conn.execute(port_stmt.where(FirmPort.firm_id.in_(chunk))).all()
+    top = max([r.id for r in rows] + [0]) + 1
+    firms = firms.grown(top)
+    if ids is not None:  # a firm read again serves exactly the ports it lists now
+        again = np.array([i for i in ids if i < len(firms.known)], dtype=np.int64)
+        for port_served in firms.serves.values():
+            port_served[again] = False
+    for r in rows:
+        firms.known[r.id] = True
+        firms.category[r.id] = vocab.category.code(r.category)
+        firms.active[r.id] = r.status == "active"
+        firms.names_zh[r.id], firms.names_en[r.id] = r.name_zh, r.name_en or ""
+    for firm_id, port in ports:
+        served = firms.serves.get(port)
+        if served is None:
+            served = firms.serves[port] = np.zeros(len(firms.known), dtype=bool)
+        served[firm_id] = True
+    return firms
