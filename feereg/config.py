@@ -23,7 +23,7 @@ class Defaults:
     #: A stale bulk download is rebuilt inside the request that finds it stale while the
     #: registry holds at most this many versions; above, in a background thread (and by
     #: `feereg bulk`, e.g. from cron), the previous files being served meanwhile.
-    BULK_REBUILD_IN_REQUEST_MAX_VERSIONS = 300_000
+    BULK_REBUILD_IN_REQUEST_MAX_VERSIONS = 100_000
     #: The authority in the feeds' tag: ids (RFC 4151): a domain or e-mail address the
     #: operator owned in 2026. Never change it once feeds are read: entries would repeat.
     FEED_TAG_AUTHORITY = "feereg"

@@ -61,7 +61,7 @@ class FileEntry:
     sha256: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Head:
     credit_code: str
     seq: int

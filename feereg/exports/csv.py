@@ -18,10 +18,15 @@ from typing import Iterable, Iterator, Sequence
 BOM = "\ufeff"
 #: What makes a spreadsheet evaluate a cell (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_MAYBE_FORMULA = frozenset(FORMULA_START) | {"'"}
 
 
 def neutralise(value) -> str | int | float | Decimal:
     """A cell's value as written: strings that could run as formulas get a leading quote."""
+    if type(value) is str:  # most cells: decided on the first character, without copying
+        if value[:1] in _MAYBE_FORMULA and value.lstrip("'").startswith(FORMULA_START):
+            return "'" + value
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
