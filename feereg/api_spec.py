@@ -253,7 +253,7 @@ ABOUT, FIRMS, FEES, TOOLS, CATALOG, REGULATORS = "about", "firms", "fees", "tool
 TAGS = [
     {"name": ABOUT, "x-title": _l("About the API"), "description": _l("Where to start.")},
     {"name": FIRMS, "x-title": _l("Firms"), "description": _l("The firms that publish fees, and their hash chains.")},
-    {"name": FEES, "x-title": _l("Fee items"),
+    {"name": FEES, "x-title": _l("Fees and their versions"),
      "description": _l("Fees in force on a date, one item with its history, the versions of an item.")},
     {"name": TOOLS, "x-title": _l("Search and compare"),
      "description": _l("The search and comparison of the site, as data.")},

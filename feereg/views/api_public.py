@@ -173,16 +173,15 @@ def compare(code: str):
     on = date_arg("as_of")
     sort = choice_arg("sort", compare_service.SORTS, "sort") or "amount"
     order = choice_arg("order", ("asc", "desc"), "order") or "asc"
+    page, per_page = paging()
     comparison = compare_service.compare_fee_type(
         db.session, fee_type, unit=choice_arg("unit", codes.UNITS),
         size=choice_arg("container_size", codes.CONTAINER_SIZES, "container size"),
         port=choice_arg("port", codes.PORTS), category=choice_arg("category", codes.CATEGORIES, "firm category"),
-        on=on, cargo_scope=scope, sort=sort, descending=order == "desc", lang="en")
-    page, per_page = paging()
-    rows = comparison.rows[(page - 1) * per_page: page * per_page]
+        on=on, cargo_scope=scope, sort=sort, descending=order == "desc", lang="en", page=page, per_page=per_page)
     table = comparison.rates
     return respond(listing(
-        [js.compare_row(r) for r in rows], len(comparison.rows), page, per_page,
+        [js.compare_row(r) for r in comparison.rows], comparison.total, page, per_page,
         fee_type={"code": fee_type.code, "name_zh": fee_type.name_zh, "name_en": fee_type.name_en},
         as_of=comparison.on.isoformat(), sort=sort, order=order, stats=js.stats(comparison.stats),
         firm_count=comparison.firm_count, mixed=comparison.mixed,
