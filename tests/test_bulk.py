@@ -245,9 +245,11 @@ def test_a_publish_makes_it_stale_and_the_next_download_has_the_change(app, clie
     page = client.get("/data").get_data(as_text=True)  # built by the request that found it stale
     first = store.current_dir()
     assert first is not None and not store.is_stale()
-    manifest = store.manifest()
+    manifest = json.loads((first / "manifest.json").read_text())
     for entry in manifest["files"]:
         assert entry["sha256"] in page
+    assert hashlib.sha256((first / "manifest.json").read_bytes()).hexdigest() in page
+    assert f"（共 {len(manifest['chains'])} 条）" in page
     assert "python3 verify_bulk.py" in page
 
     # A draft edit is not published: the download stays as it is.
@@ -340,9 +342,9 @@ def test_a_big_registry_is_rebuilt_in_the_background_meanwhile_serving_the_old_f
     page = client.get("/data?lang=en").get_data(as_text=True)
     for thread in [t for t in threading.enumerate() if t.name == "feereg-bulk-download"]:
         thread.join(timeout=60)
-    assert "new files are being prepared" in page and store.manifest(first)["files"][0]["sha256"] in page
+    assert "new files are being prepared" in page and store.summary(first)["files"][0]["sha256"] in page
     assert store.current_dir() != first and not store.is_stale()
-    assert store.manifest()["counts"]["versions"] == 7
+    assert store.summary()["counts"]["versions"] == 7
 
 
 def test_files_are_served_by_name_only_from_the_manifest(app, client, session):
@@ -357,7 +359,7 @@ def test_files_are_served_by_name_only_from_the_manifest(app, client, session):
                                                                      if f["name"] == "versions.csv")
     with client.get("/data/verify_bulk.py") as verifier:
         assert verifier.data == Path(verify_bulk.__file__).read_bytes()
-    for name in ("built", ".lock", "stale", "..%2Fbuilt", "feereg.sqlite"):
+    for name in ("built", ".lock", "stale", ".summary.json", "..%2Fbuilt", "feereg.sqlite"):
         assert client.get(f"/data/{name}").status_code == 404, name
 
 
@@ -375,7 +377,7 @@ def test_cli_builds_and_reports_files(app, runner, session):
     result = runner.invoke(args=["bulk"])
     assert result.exit_code == 0, result.output
     assert f"bulk: 4 firms, 3 items in force on {today().isoformat()}, 6 versions" in result.output
-    manifest = bulk_download.BulkStore.from_config(app).manifest()
+    manifest = bulk_download.BulkStore.from_config(app).summary()
     for entry in manifest["files"]:
         assert entry["sha256"] in result.output
     again = runner.invoke(args=["bulk", "--if-stale"])

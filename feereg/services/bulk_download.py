@@ -4,6 +4,8 @@ Layout of BULK_DIR (instance/bulk):
 
   gen-<time>-<random>/  one complete download (exports/bulk.py); the newest two are kept,
                         so a file opened just before a swap can still be read
+  gen-…/.summary.json   the manifest without its chain heads (which grow with the firms),
+                        plus the manifest's own size and SHA-256: what the pages read
   current               a symlink to the generation being served, swapped atomically
   stale, built          nanosecond clock readings: the last change to the registry, and
                         the moment the current generation began reading it
@@ -38,13 +40,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ..exports.bulk import write_bulk
+from ..verify_bulk import MANIFEST, sha256_file
 from ..models import AuditEvent, FeeItemVersion, Firm, FirmPort
 from . import hooks
 from .registry import today
 
 log = logging.getLogger(__name__)
 
-CURRENT, STALE, BUILT, LOCK = "current", "stale", "built", ".lock"
+CURRENT, STALE, BUILT, LOCK, SUMMARY = "current", "stale", "built", ".lock", ".summary.json"
 _SESSION_KEY = "feereg.bulk_download_changed"
 _building_here = threading.Lock()
 
@@ -52,13 +55,14 @@ _building_here = threading.Lock()
 @dataclass
 class Download:
     directory: Path | None
-    manifest: dict | None
+    #: The manifest but its chain heads, with `chain_count` and `manifest` (bytes, sha256).
+    summary: dict | None
     #: The files are older than the registry (a rebuild is under way or failed).
     stale: bool
 
     @property
     def ready(self) -> bool:
-        return self.manifest is not None
+        return self.summary is not None
 
 
 class BulkStore:
@@ -78,12 +82,12 @@ class BulkStore:
         except OSError:
             return None
 
-    def manifest(self, directory: Path | None = None) -> dict | None:
+    def summary(self, directory: Path | None = None) -> dict | None:
         directory = directory or self.current_dir()
         if directory is None:
             return None
         try:
-            return json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+            return json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
 
@@ -100,7 +104,7 @@ class BulkStore:
 
     def download(self) -> Download:
         directory = self.current_dir()
-        return Download(directory, self.manifest(directory), self.is_stale())
+        return Download(directory, self.summary(directory), self.is_stale())
 
     # --- writing ---------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class BulkStore:
         try:
             with engine.connect() as conn:
                 manifest = write_bulk(conn, temp, today())
+            _write_summary(temp, manifest)
             generation = self.root / f"gen-{stamp}-{secrets.token_hex(4)}"
             os.rename(temp, generation)
         except BaseException:
@@ -167,6 +172,16 @@ class BulkStore:
         for path in generations:
             if path not in kept:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_summary(directory: Path, manifest: dict) -> None:
+    """What a page needs of the manifest, without parsing every firm's chain head on each
+    visit (17 MB of JSON at a million items)."""
+    path = directory / MANIFEST
+    summary = {key: value for key, value in manifest.items() if key != "chains"}
+    summary["chain_count"] = len(manifest["chains"])
+    summary["manifest"] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    (directory / SUMMARY).write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
 
 
 # --- keeping it fresh -------------------------------------------------------------------------
@@ -204,9 +219,9 @@ def fresh_download() -> Download:
 
 def _small_enough(store: BulkStore, db) -> bool:
     limit = current_app.config["BULK_REBUILD_IN_REQUEST_MAX_VERSIONS"]
-    manifest = store.manifest()
-    if manifest is not None:
-        size = manifest["counts"]["versions"]
+    summary = store.summary()
+    if summary is not None:
+        size = summary["counts"]["versions"]
     else:  # never built: the highest id is a cheap upper bound of the count
         size = db.session.scalar(select(func.max(FeeItemVersion.id))) or 0
     return size <= limit

@@ -7,12 +7,12 @@ from flask import abort, render_template, send_file
 
 from .. import codes
 from ..services import bulk_download
+from ..verify_bulk import MANIFEST
 from .public import bp
 
 #: Content types of the download's files, by format.
 MIMETYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson",
              "json": "application/json", "py": "text/x-python"}
-MANIFEST = "manifest.json"
 
 
 def file_size(size: int) -> str:
@@ -35,7 +35,7 @@ def open_data_file(name: str):
     download = bulk_download.fresh_download()
     if not download.ready:
         abort(404)
-    listed = {entry["name"]: entry["format"] for entry in download.manifest["files"]}
+    listed = {entry["name"]: entry["format"] for entry in download.summary["files"]}
     listed[MANIFEST] = "json"
     if name not in listed:
         abort(404)
