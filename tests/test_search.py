@@ -222,3 +222,40 @@ def test_a_failed_index_write_loses_no_database_change_and_reindex_repairs(app, 
     assert result.exit_code == 0, result.output
     assert "reindex:" in result.output
     assert len(ids("赤湾码头作业费")) == 1
+
+
+def test_posting_arrays_match_whoosh_own_results_across_segments_and_deletions(tmp_path, monkeypatch):
+    # The fast block reader (search/postings.py) must give exactly what Whoosh's query gives.
+    from whoosh import index as whoosh_index
+    from whoosh.query import Term as WhooshTerm
+
+    from feereg.search import postings
+    from feereg.search.whoosh_backend import INDEX_NAME, make_schema
+
+    ix = whoosh_index.create_in(tmp_path, make_schema(), indexname=INDEX_NAME)
+    names = [f"深圳{district}货运代理有限公司" for district in ("盐田", "福田", "南山", "宝安")] * 80
+    writer = ix.writer()
+    for n, name in enumerate(names):
+        writer.add_document(key=f"f:{n}", uni=name, pairs=name, pinyin="")
+    writer.commit()
+    writer = ix.writer()   # a second segment, and deletions in the first
+    for n in range(0, 320, 7):
+        writer.update_document(key=f"f:{n}", uni="蛇口堆场", pairs="蛇口堆场", pinyin="")
+    writer.commit(merge=False)
+    terms = (("pairs", "货运"), ("pairs", "盐田"), ("uni", "口"), ("pairs", "堆场"), ("pairs", "不在"), ("uni", "深"))
+    monkeypatch.setattr(postings, "CACHE_MIN_POSTINGS", 1)   # every term through the segment cache
+
+    def check():
+        with ix.searcher() as searcher:
+            for field, text in terms:
+                expected = sorted(searcher.docs_for_query(WhooshTerm(field, text)))
+                assert postings.postings(searcher, field, text).tolist() == expected, (field, text)
+            return len(list(searcher.reader().leaf_readers())), searcher.reader().has_deletions()
+
+    assert check() == (2, True)
+    check()   # read again from the cache
+    writer = ix.writer()   # more deletions in the cached segments: applied on each read
+    for n in range(1, 320, 5):
+        writer.delete_by_term("key", f"f:{n}")
+    writer.commit(merge=False)
+    check()

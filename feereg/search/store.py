@@ -25,6 +25,8 @@ from .documents import KIND_WEIGHTS, ItemRow
 SCHEMA_VERSION = "2"
 #: Changes kept in the log: a process further behind than this reloads the columns.
 CHANGE_LOG_KEEP = 50_000
+#: Texts a phrase check looks up one by one; beyond this many the whole text table is read again.
+_READ_ALL_TEXTS = 5_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,7 +145,10 @@ class Store:
                     self._texts, self._texts_version = {}, version
                 cache = self._texts
             missing = [k for k in keys if k not in cache]
-            if missing:
+            if not cache or len(missing) > _READ_ALL_TEXTS:
+                # All at once, the first time: a common word's texts cost more to look up one by one.
+                cache.update(conn.execute("SELECT key, body FROM text"))
+            elif missing:
                 cache.update(conn.execute("SELECT key, body FROM text WHERE key IN (SELECT value FROM json_each(?))",
                                           (json.dumps(missing),)))
             conn.execute("COMMIT")

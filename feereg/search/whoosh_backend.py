@@ -17,12 +17,12 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from sqlalchemy.engine import Engine
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
-from whoosh.query import And, Or, Term
 
-from . import analysis
+from . import analysis, postings
 from .base import SearchResult, SearchUnavailable
 from .documents import RowBuilder, Text, firm_texts, fixed_texts, item_rows
 from .query import ParsedQuery
@@ -174,25 +174,12 @@ class WhooshBackend:
         with self._lock:
             try:
                 searcher = self._current_searcher()
-                refs = self._refs(searcher)
+                decoded = self._decode(searcher)
                 for term in query.terms:
-                    whoosh_query, phrases = _term_query(term)
-                    if phrases and all(kind == "cjk" for kind, _ in term.pieces):
-                        # Chinese only: the rarest pair's texts, each checked for the whole term
-                        # (Whoosh intersects a pair every firm name has slowly).
-                        runs = [piece for _, piece in term.pieces]
-                        rarest = min((pair for run in phrases for pair in analysis.bigrams(run)),
-                                     key=lambda pair: searcher.doc_frequency("pairs", pair))
-                        docs = self._verified(searcher.docs_for_query(Term("pairs", rarest)), refs, runs)
-                    else:
-                        docs = searcher.docs_for_query(whoosh_query)
-                        if phrases:
-                            docs = self._verified(docs, refs, phrases)
-                    by_kind: dict[str, list] = {}
-                    for docnum in docs:
-                        kind, ref = refs[docnum]
-                        by_kind.setdefault(kind, []).append(ref)
-                    out.append(by_kind)
+                    docs, phrases = _term_docs(searcher, term)
+                    if phrases and len(docs):
+                        docs = self._verified(docs, decoded, phrases)
+                    out.append(decoded.by_kind(docs))
             except SearchUnavailable:
                 self._close_searcher()
                 raise
@@ -201,33 +188,28 @@ class WhooshBackend:
                 raise SearchUnavailable(str(exc)) from exc
         return out
 
-    def _refs(self, searcher) -> list[tuple[str, object]]:
-        """docnum → (kind, ref), decoded once per reader: a term matching every firm name
-        would otherwise read and split a hundred thousand keys."""
+    def _decode(self, searcher) -> "_Decoded":
+        """docnum → key, kind and ref, decoded once per reader: a term matching every firm
+        name would otherwise read and split a hundred thousand keys."""
         reader = searcher.reader()
-        if self._decoded is None or self._decoded[0] is not reader:
-            refs = []
-            for key in reader.column_reader("key"):
-                kind, ref = key.split(":", 1)
-                refs.append((kind, int(ref) if kind in "ncf" else ref))
-            self._decoded = (reader, refs)
-        return self._decoded[1]
+        if self._decoded is None or self._decoded.reader is not reader:
+            self._decoded = _Decoded(reader, list(reader.column_reader("key")))
+            self.store.texts(())  # the phrase checks' texts, read with the keys rather than by a query
+        return self._decoded
 
-    def _verified(self, docs, refs, phrases: list[str]) -> list[int]:
+    def _verified(self, docs: np.ndarray, decoded: "_Decoded", phrases: list[str]) -> np.ndarray:
         """The candidates that hold each CJK run — a character or pair as a token, a longer
         run as a phrase of pairs in order: what Whoosh's Phrase query finds, without reading
         positions (which made a name shared by 60,000 firms take a second)."""
-        docs = list(docs)
-        keys = [f"{refs[d][0]}:{refs[d][1]}" for d in docs]
+        keys = [decoded.keys[d] for d in docs.tolist()]
         texts = self.store.texts(keys)
-        out = []
-        for docnum, key in zip(docs, keys):
+        keep = np.zeros(len(docs), dtype=bool)
+        for index, key in enumerate(keys):
             text = texts.get(key)
-            if text is None:
-                continue
-            if all(run in text or (len(run) > 2 and _in_order(analysis.bigrams(run), text)) for run in phrases):
-                out.append(docnum)
-        return out
+            if text is not None and all(run in text or (len(run) > 2 and _in_order(analysis.bigrams(run), text))
+                                        for run in phrases):
+                keep[index] = True
+        return docs[keep]
 
     def search(self, query: ParsedQuery, filters: dict, sort: str, page: int, per_page: int) -> SearchResult:
         if not self.store.path.exists():
@@ -250,25 +232,64 @@ def _in_order(pairs: list[str], text: str) -> bool:
     return any(tokens[i:i + n] == pairs for i in range(len(tokens) - n + 1))
 
 
-def _term_query(term):
-    """One term: all its pieces in one text. CJK: a character, a pair, or a phrase of pairs;
-    Latin: the stemmed word, or pinyin.
+def _term_docs(searcher, term) -> tuple[np.ndarray, list[str]]:
+    """One term: the documents holding all its pieces. CJK: a character, a pair, or every
+    pair of a longer run; Latin: the stemmed word, or pinyin.
 
-    Returns the query and the CJK runs of three or more characters: the query asks for
-    their pairs in any order, and the caller keeps the texts that have them in order."""
+    Returns the documents and the CJK runs the caller must find in each document's text:
+    a Chinese-only term reads the postings of its rarest token only (a pair like 深圳 is in
+    every firm's name) and leaves every run to that check; a longer run in a mixed term
+    has its pairs intersected, and is checked for their order."""
+    if all(kind == "cjk" for kind, _ in term.pieces):
+        runs = [piece for _, piece in term.pieces]
+        tokens = [("uni", run) if len(run) == 1 else ("pairs", pair) for run in runs
+                  for pair in (analysis.bigrams(run) if len(run) > 1 else [run])]
+        rarest = min(dict.fromkeys(tokens), key=lambda token: searcher.doc_frequency(*token))
+        docs = postings.postings(searcher, *rarest)
+        single = len(runs) == 1 and len(runs[0]) <= 2
+        return docs, ([] if single else runs)
     parts, phrases = [], []
     for kind, piece in term.pieces:
         if kind == "cjk":
             if len(piece) == 1:
-                parts.append(Term("uni", piece))
+                parts.append(postings.postings(searcher, "uni", piece))
             elif len(piece) == 2:
-                parts.append(Term("pairs", piece))
+                parts.append(postings.postings(searcher, "pairs", piece))
             else:
-                parts.extend(Term("pairs", pair) for pair in dict.fromkeys(analysis.bigrams(piece)))
+                parts.extend(postings.postings(searcher, "pairs", pair) for pair in dict.fromkeys(analysis.bigrams(piece)))
                 phrases.append(piece)
         else:
-            options = [Term("pairs", analysis.latin_term(piece))]
+            options = [postings.postings(searcher, "pairs", analysis.latin_term(piece))]
             if piece.isalpha() and len(piece) >= 2:
-                options.append(Term("pinyin", piece))
-            parts.append(Or(options) if len(options) > 1 else options[0])
-    return (And(parts) if len(parts) > 1 else parts[0]), phrases
+                options.append(postings.postings(searcher, "pinyin", piece))
+            parts.append(postings.union(options))
+    return postings.intersect(parts), phrases
+
+
+class _Decoded:
+    """One reader's document keys, and their kinds and numeric refs as arrays."""
+
+    #: Kinds whose ref is a number (a text's key or a firm id); the others are codes.
+    NUMERIC = "ncf"
+
+    def __init__(self, reader, keys: list[str]):
+        self.reader = reader
+        self.keys = keys
+        kinds = [key.split(":", 1)[0] for key in keys]
+        self.kind_names = sorted(set(kinds))
+        code = {k: i for i, k in enumerate(self.kind_names)}
+        self.kinds = np.array([code[k] for k in kinds], dtype=np.int8)
+        self.numeric = np.array([int(key.split(":", 1)[1]) if k in self.NUMERIC else -1
+                                 for key, k in zip(keys, kinds)], dtype=np.int64)
+
+    def by_kind(self, docs: np.ndarray) -> dict[str, list]:
+        found: dict[str, list] = {}
+        kinds = self.kinds[docs]
+        for code in np.unique(kinds).tolist():
+            kind = self.kind_names[code]
+            chosen = docs[kinds == code]
+            if kind in self.NUMERIC:
+                found[kind] = self.numeric[chosen].tolist()
+            else:
+                found[kind] = [self.keys[d].split(":", 1)[1] for d in chosen.tolist()]
+        return found
