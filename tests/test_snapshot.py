@@ -218,3 +218,18 @@ def test_pricing_fields_carry_what_pricing_needs(session, admin):
     cents, converted = snap.cny_cents(rows, table)
     assert converted.tolist() == [True] and cents.tolist() == [8761]   # 12.34 × 7.1 = 87.614 → 87.61
     assert np.all(snap.versions.valid_until[rows] == snapshot.OPEN)
+
+
+def test_replaced_rows_are_dropped_once_they_are_many(session, admin):
+    firm = make_firm("shipping_line")
+    item = thc(firm, admin, 100)
+    session.commit()
+    amounts(session)
+    for amount in range(101, 111):
+        item.amount = D(amount)
+        registry.publish_item(session, item, admin, registry.today())
+        session.commit()
+        assert amounts(session) == [D(f"{amount}.00")]
+    versions = snapshot.current(session).versions
+    # 11 versions of one item, each re-read on its publish: without compaction 66 rows
+    assert len(versions) < 2 * 11 and np.count_nonzero(versions.alive) == 11

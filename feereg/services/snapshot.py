@@ -165,10 +165,13 @@ class Versions:
         return len(self.id)
 
     def extended(self, dead_items: np.ndarray, new: "Versions") -> "Versions":
-        """These versions with the items `dead_items` replaced by `new`'s rows."""
+        """These versions with the items `dead_items` replaced by `new`'s rows. Replaced rows
+        are dropped once they are a fifth of the whole, so a long-running process's arrays
+        do not grow with every publish."""
         alive = self.alive & ~np.isin(self.item_id, dead_items)
-        arrays = {name: np.concatenate((getattr(self, name), getattr(new, name))) for name, _ in _ARRAYS}
-        return Versions(**arrays, alive=np.concatenate((alive, new.alive)))
+        keep = alive if np.count_nonzero(~alive) * 5 > len(alive) else slice(None)
+        arrays = {name: np.concatenate((getattr(self, name)[keep], getattr(new, name))) for name, _ in _ARRAYS}
+        return Versions(**arrays, alive=np.concatenate((alive[keep], new.alive)))
 
     def in_force(self, on: date) -> np.ndarray:
         day = on.toordinal()
