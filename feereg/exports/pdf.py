@@ -6,6 +6,10 @@ WeasyPrint renders templates/print/*.html. Three things keep it fast and correct
   stylesheet is parsed once per process (STYLE habit 11).
 - static/print.css is written for layout speed (fixed table layout and column widths,
   separate borders, flat cells); see the benchmark in benchmarks/pdf_bench.py.
+- WeasyPrint's user-agent stylesheet gives every element six pseudo-elements (`::marker`,
+  `::footnote-call`, `::note-call`...), each cascaded and computed: a fifth of a 500-item
+  schedule's render. The PDFs have no lists, footnotes or notes, so they render with that
+  stylesheet minus those rules (_print_ua_stylesheet).
 - A schedule is a pure function of the firm's hash chain, the language and the as-of
   date, so repeated downloads of an unchanged schedule are served from an on-disk cache
   keyed by those (PdfCache): no re-render until the firm publishes.
@@ -44,8 +48,44 @@ def render_pdf(template: str, **context) -> bytes:
 
     context.setdefault("generated_at", datetime.now(timezone.utc).replace(microsecond=0))
     html = render_template(template, **context)
-    document = weasyprint.HTML(string=html, base_url=STATIC_DIR.as_uri() + "/")
+    document = _html_class()(string=html, base_url=STATIC_DIR.as_uri() + "/")
     return document.write_pdf(stylesheets=[_stylesheet(), _page_label_stylesheet(_("Page %(page)s of %(pages)s"))])
+
+
+#: Rules of WeasyPrint's user-agent stylesheet that match every element through a bare
+#: pseudo-element selector; narrowed to the elements that can use them (list items for markers;
+#: nothing here is a footnote or a note).
+_UA_UNIVERSAL_PSEUDO = re.compile(r"^::(marker|footnote-call|footnote-marker|note-call|note-marker|note-callback)\b.*$",
+                                  re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def _html_class():
+    """weasyprint.HTML with the print user-agent stylesheet, or plain HTML if this WeasyPrint
+    does not have the hook or the stylesheet where expected (slower, never wrong)."""
+    import weasyprint
+
+    sheet = _print_ua_stylesheet()
+    if sheet is None or not hasattr(weasyprint.HTML, "_ua_stylesheets"):
+        return weasyprint.HTML
+
+    class PrintHTML(weasyprint.HTML):
+        def _ua_stylesheets(self, forms=False):
+            return [sheet] + super()._ua_stylesheets(forms)[1:]
+
+    return PrintHTML
+
+
+def _print_ua_stylesheet():
+    import weasyprint
+
+    path = Path(weasyprint.__file__).parent / "css" / "html5_ua.css"
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    narrowed = _UA_UNIVERSAL_PSEUDO.sub(lambda m: "li" + m.group(0) if m.group(1) == "marker" else "", source)
+    return weasyprint.CSS(string=narrowed, base_url=path.as_uri())
 
 
 @lru_cache(maxsize=1)
