@@ -103,17 +103,27 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
         return Ranking()
 
     # choose(): per (group, slot) the most specific, then the dearer in CNY (none and 0
-    # lowest, as there), then the newer id — as two sort keys: (group, slot, specificity)
-    # and (amount, id), both packed into integers.
-    preference = (np.concatenate(slot_rank) * 8 + (v.scope[rows] != vocab.scope.find(""))[r] * 4
-                  + (v.direction[rows] == vocab.direction.find(shipment.direction))[r] * 2
-                  + (v.trade[rows] == vocab.trade.find(shipment.trade))[r])
+    # lowest, as there), then the newer id. Sorted by (group, slot, specificity) packed in
+    # one integer; within a run of equal keys the best (amount, id), packed likewise, is
+    # its maximum — cheaper than sorting by amount too.
+    at = rows[r]
+    preference = (np.concatenate(slot_rank) * 8 + (v.scope[at] != vocab.scope.find("")) * 4
+                  + (v.direction[at] == vocab.direction.find(shipment.direction)) * 2
+                  + (v.trade[at] == vocab.trade.find(shipment.trade)))
     place = (group[r] * (marker + 1) + slot) * 32 + (31 - preference)
-    amount = np.minimum(np.where(converted & (cny_cents > 0), cny_cents, -100)[r] + 100, 2 ** 38)
-    order = np.lexsort((-(amount * 2 ** 24 + v.id[rows][r]), place))
-    place, slot = place[order] // 32, slot[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = place[1:] != place[:-1]
+    order = np.argsort(place, kind="stable")
+    place, slot = place[order], slot[order]
+    ids = v.id[rows[r[order]]]
+    if len(ids) and ids.max() >= 2 ** 24:  # only the ids' order matters
+        ids = np.unique(ids, return_inverse=True)[1]
+    amount = np.minimum(np.where(converted & (cny_cents > 0), cny_cents, -100)[r][order] + 100, 2 ** 38)
+    tie = amount * 2 ** 24 + ids
+    runs = np.flatnonzero(np.concatenate(([True], place[1:] != place[:-1])))
+    lengths = np.diff(np.concatenate((runs, [len(place)])))
+    best = tie == np.repeat(np.maximum.reduceat(tie, runs), lengths)
+    by_slot = place[runs] // 32
+    first_run = np.concatenate(([True], by_slot[1:] != by_slot[:-1]))
+    first = best & np.repeat(first_run, lengths)
     sorted_group = group[r[order]]
     starts = np.ones(len(order), dtype=bool)
     starts[1:] = sorted_group[1:] != sorted_group[:-1]
@@ -191,14 +201,23 @@ def _price(snap: Snapshot, rows, chosen, slot, shipment: rules.Shipment, rate):
     # slot len(sizes): the whole shipment (units not counted per box)
     boxes = np.array([shipment.containers[s] for s in sizes] + [0], dtype=float)[slot]
     teu = np.array([float(rules.TEU[s] * shipment.containers[s]) for s in sizes] + [0.0])[slot]
-    amount = v.cents[rows][chosen] / 100.0
-    unit = v.unit[rows][chosen]
+    at = rows[chosen]
+    amount = v.cents[at] / 100.0
+    unit = v.unit[at]
     units = vocab.unit.find
-    tiers_code = v.tiers[rows][chosen]
+    tiers_code = v.tiers[at]
     days = shipment.storage_days
-    tier_texts = vocab.tiers.texts
+    # Tier texts are many in a big registry: cost and bands only for those chosen here.
+    used = np.flatnonzero(np.bincount(tiers_code, minlength=len(vocab.tiers.texts)))
+    tier_cost = np.zeros(len(vocab.tiers.texts))
+    bands = np.ones(len(vocab.tiers.texts), dtype=np.int64)
+    for code in used.tolist():
+        text = vocab.tiers.texts[code]
+        if text:
+            bands[code] = text.count(";") + 1
+            if days > 0:
+                tier_cost[code] = float(rules.tier_day_cost(text, days))
     if days > 0:
-        tier_cost = np.array([float(rules.tier_day_cost(t, days)) if t else 0.0 for t in tier_texts] or [0.0])
         tiered = tiers_code != vocab.tiers.find("")
         day_cost = np.where(tiered, tier_cost[tiers_code], amount * days)
     else:
@@ -212,8 +231,7 @@ def _price(snap: Snapshot, rows, chosen, slot, shipment: rules.Shipment, rate):
     line_rate = rate[chosen]
     priced = vocab.unit.table(rules.PRICED_UNITS)[unit]
     unconverted = priced & np.isnan(line_rate)
-    bands = np.array([t.count(";") + 1 for t in tier_texts] or [1])[tiers_code]
-    lines = np.where(vocab.unit.table(("per_container_day", "per_day"))[unit], bands, 1)
+    lines = np.where(vocab.unit.table(("per_container_day", "per_day"))[unit], bands[tiers_code], 1)
     with np.errstate(invalid="ignore"):
         line = np.where(np.isnan(line_rate), 0.0, quantity_amount * np.nan_to_num(line_rate))
         slack = np.where(priced & ~np.isnan(line_rate), lines * (np.nan_to_num(line_rate) * HALF_CENT + HALF_CENT),

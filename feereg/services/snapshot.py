@@ -173,6 +173,17 @@ class Versions:
         arrays = {name: np.concatenate((getattr(self, name)[keep], getattr(new, name))) for name, _ in _ARRAYS}
         return Versions(**arrays, alive=np.concatenate((alive[keep], new.alive)))
 
+    def _by_fee_type(self, on: date) -> tuple[np.ndarray, np.ndarray]:
+        """The positions in force on `on`, grouped by fee type code, and where each code's start."""
+        cached = self._grouped
+        if cached is None or cached[0] != on:
+            rows = np.flatnonzero(self.in_force(on))
+            codes = self.versions.fee_type[rows]
+            grouped = rows[np.argsort(codes, kind="stable")]
+            starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(self.vocab.fee_type.texts)))))
+            cached = self._grouped = (on, grouped, starts)
+        return cached[1], cached[2]
+
     def in_force(self, on: date) -> np.ndarray:
         day = on.toordinal()
         return self.alive & (self.valid_from <= day) & (self.valid_until > day)
@@ -253,6 +264,7 @@ class Snapshot:
     vocab: Vocabularies
     position: Position
     _in_force: tuple | None = None
+    _grouped: tuple | None = None
 
     def rows(self, on: date, fee_types=None, units=None, sizes=None, scopes=None, trades=None, directions=None,
              categories=None, port: str | None = None, active_only: bool = False,
@@ -261,17 +273,19 @@ class Snapshot:
         condition is the set of texts allowed for that column. `port`: the version names
         the port, or names none and its firm serves it."""
         v, vocab = self.versions, self.vocab
-        mask = self.in_force(on)
-        if fee_types is not None:  # the narrowest condition first: the rest look at its rows only
-            mask = mask & vocab.fee_type.table(fee_types)[v.fee_type]
-        rows = np.flatnonzero(mask)
+        if fee_types is None:
+            rows = np.flatnonzero(self.in_force(on))
+        else:  # the narrowest condition first, from the day's rows grouped by fee type
+            grouped, starts = self._by_fee_type(on)
+            codes = sorted(c for c in map(vocab.fee_type.find, set(fee_types)) if c >= 0)
+            rows = np.concatenate([grouped[starts[c]:starts[c + 1]] for c in codes] or [grouped[:0]])
+        keep = np.ones(len(rows), dtype=bool)
         for values, column, vocabulary in ((units, v.unit, vocab.unit), (sizes, v.size, vocab.size),
                                            (scopes, v.scope, vocab.scope), (trades, v.trade, vocab.trade),
                                            (directions, v.direction, vocab.direction)):
             if values is not None:
-                rows = rows[vocabulary.table(values)[column[rows]]]
+                keep &= vocabulary.table(values)[column[rows]]
         firm_ids = v.firm_id[rows]
-        keep = np.ones(len(rows), dtype=bool)
         if categories is not None:
             keep &= self.vocab.category.table(categories)[self.firms.category[firm_ids]]
         if active_only:
@@ -285,6 +299,17 @@ class Snapshot:
             if firm_serves_port:
                 keep &= serves
         return rows[keep]
+
+    def _by_fee_type(self, on: date) -> tuple[np.ndarray, np.ndarray]:
+        """The positions in force on `on`, grouped by fee type code, and where each code's start."""
+        cached = self._grouped
+        if cached is None or cached[0] != on:
+            rows = np.flatnonzero(self.in_force(on))
+            codes = self.versions.fee_type[rows]
+            grouped = rows[np.argsort(codes, kind="stable")]
+            starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(self.vocab.fee_type.texts)))))
+            cached = self._grouped = (on, grouped, starts)
+        return cached[1], cached[2]
 
     def in_force(self, on: date) -> np.ndarray:
         """The versions in force on `on` (kept for the last day asked: pages ask for today)."""
@@ -300,7 +325,7 @@ class Snapshot:
         out = np.zeros(len(rows), dtype=np.int64)
         converted = np.zeros(len(rows), dtype=bool)
         currencies = v.currency[rows]
-        for code in np.unique(currencies):
+        for code in np.flatnonzero(np.bincount(currencies, minlength=len(self.vocab.currency.texts))):
             where = currencies == code
             currency = self.vocab.currency.texts[code]
             rate = table.rate(currency)
