@@ -7,8 +7,11 @@ includes Pango and the font, not only Python objects), after one small warm-up r
 that loads WeasyPrint and the font, as a running server would have. Two renderings of
 the same HTML (templates/print/schedule.html) are timed side by side:
 
-* feereg — static/print.css: fixed table layout and column widths, separate borders;
-* naive  — a plain bordered table: `border-collapse: collapse`, automatic layout, a
+* feereg — feereg.exports.pdf.render_pdf: static/print.css (fixed table layout and column
+  widths, separate borders, rows shaded alternately instead of a rule under every cell, line
+  breaks in cells as newlines rather than <br>) and WeasyPrint's user-agent stylesheet without
+  the pseudo-element rules that match every element;
+* naive  — plain WeasyPrint and a bordered table: `border-collapse: collapse`, automatic layout, a
   border on every cell (what a first stylesheet usually looks like).
 
 It also prints the time of a repeated download of an unchanged schedule (the on-disk
