@@ -233,3 +233,14 @@ def test_replaced_rows_are_dropped_once_they_are_many(session, admin):
     versions = snapshot.current(session).versions
     # 11 versions of one item, each re-read on its publish: without compaction 66 rows
     assert len(versions) < 2 * 11 and np.count_nonzero(versions.alive) == 11
+
+
+def test_warm_up_builds_the_snapshot_a_request_then_reuses(session, admin, app):
+    thc(make_firm("shipping_line"), admin, 300)
+    session.commit()
+    snapshot.warm_in_background(app).join(timeout=30)
+    engine = db.engine
+    cache = snapshot._caches[engine]
+    built = cache._snapshot
+    assert built is not None and len(built.versions) == 1
+    assert snapshot.current(session) is built   # nothing new: the same snapshot

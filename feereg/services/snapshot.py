@@ -32,6 +32,7 @@ snapshot is rebuilt.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ FIRM_ACTIONS = ("firm.register", "firm.create", "firm.update", "firm.suspend", "
 #: validity end of a version not superseded: after every real day.
 OPEN = np.iinfo(np.int32).max
 _CHUNK = 500
+#: Rows read and turned into arrays at a time when a snapshot is built.
+_LOAD_SLICE = 50_000
 _V = FeeItemVersion
 _COLUMNS = (_V.id, _V.item_id, _V.firm_id, _V.fee_type_code, _V.unit, _V.container_size, _V.cargo_scope,
             _V.trade, _V.direction, _V.amount, _V.currency, _V.tiers, _V.ports, _V.effective_from,
@@ -163,6 +166,15 @@ class Versions:
 
     def __len__(self) -> int:
         return len(self.id)
+
+    @classmethod
+    def concatenated(cls, parts: list["Versions"]) -> "Versions":
+        if not parts:
+            return cls.from_rows([], Vocabularies())
+        if len(parts) == 1:
+            return parts[0]
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name, _ in _ARRAYS}
+        return cls(**arrays, alive=np.concatenate([p.alive for p in parts]))
 
     def extended(self, dead_items: np.ndarray, new: "Versions") -> "Versions":
         """These versions with the items `dead_items` replaced by `new`'s rows. Replaced rows
@@ -435,11 +447,15 @@ def _build(conn: Connection) -> Snapshot:
     position = Position(count_checked=time.monotonic())
     top = conn.scalar(select(func.max(_V.id))) or 0
     position.audit_id = conn.scalar(select(func.max(AuditEvent.id))) or 0
-    rows = conn.execute(select(*_COLUMNS).where(_V.kind == "publish", _V.id <= top)).all()
-    versions = Versions.from_rows(rows, vocab)
-    ids = conn.execute(select(_V.id).where(_V.id <= top)).scalars().all()
+    # In slices: a million rows as Python tuples at once would take over a gigabyte.
+    result = conn.execution_options(yield_per=_LOAD_SLICE).execute(
+        select(*_COLUMNS).where(_V.kind == "publish", _V.id <= top))
+    versions = Versions.concatenated([Versions.from_rows(part, vocab) for part in result.partitions()])
+    ids = np.concatenate([np.array(part, dtype=np.int64) for part in conn.execution_options(
+        yield_per=_LOAD_SLICE).execute(select(_V.id).where(_V.id <= top)).scalars().partitions()]
+        or [np.zeros(0, np.int64)])
     position.version_count = len(ids)
-    position.version_gaps = _gaps(np.array(ids, dtype=np.int64), 0, top, time.monotonic())
+    position.version_gaps = _gaps(ids, 0, top, time.monotonic())
     if top:
         position.version_id = top
         position.version_hash = conn.scalar(select(_V.hash).where(_V.id == top))
@@ -547,3 +563,23 @@ def _read_firms(conn: Connection, firms: Firms, ids: list[int] | None, vocab: Vo
             served = firms.serves[port] = np.zeros(len(firms.known), dtype=bool)
         served[firm_id] = True
     return firms
+
+
+def warm_in_background(app) -> threading.Thread:
+    """Build the snapshot in a thread as a server process starts, so the first comparison
+    does not wait for it (seconds at a million versions); a request that comes earlier
+    waits on the same build rather than starting its own."""
+
+    def build():
+        from ..extensions import db
+
+        try:
+            with app.app_context():
+                current(db.session)
+                db.session.remove()
+        except Exception:  # the database may not be migrated yet: the first request builds it
+            logging.getLogger(__name__).exception("snapshot warm-up failed")
+
+    thread = threading.Thread(target=build, name="feereg-snapshot-warm-up", daemon=True)
+    thread.start()
+    return thread
