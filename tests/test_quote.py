@@ -215,3 +215,16 @@ def test_tiered_storage_is_ranked_by_its_bands(session, admin):
     shipment = Shipment("YANTIAN", "export", {"20": 1}, storage_days=7)
     page = group(quote.quote_shipment(session, shipment, per_category=1), "offport_yard")
     assert [(q.firm.name_zh, q.total_cny) for q in page] == [("便宜堆场", D("120.00"))]
+
+
+def test_a_required_fee_no_firm_publishes_leaves_every_firm_incomplete(session, admin):
+    # An import needs DO; no line publishes it, so none is complete and the cheapest leads.
+    dear, cheap = make_firm("shipping_line", name_zh="贵"), make_firm("shipping_line", name_zh="便宜")
+    for firm, amount in ((dear, 900), (cheap, 100)):
+        fee(firm, admin, "THC", amount, "per_container")
+        fee(firm, admin, "DOC", 50, "per_bl")
+    fee(dear, admin, "EIR", 10, "per_container")   # dear has more of the required fees, still not all
+    session.commit()
+    shipment = Shipment("YANTIAN", "import", {"40": 1})
+    page = group(quote.quote_shipment(session, shipment, per_category=1), "shipping_line")
+    assert [(q.firm.name_zh, q.complete) for q in page] == [("便宜", False)]

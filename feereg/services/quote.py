@@ -194,7 +194,7 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     if categories and fee_types:
         snap = snapshot.current(session)
         ranking = quote_rank.rank_firms(snap, shipment, on, table, expected, per_category)
-        counts = {category: n for category, (n, _ids) in ranking.found.items()}
+        counts = ranking.counts
         versions = snapshot.pricing_fields(snap, ranking.positions)
         firms = firm_refs(session, {v.firm_id for v in versions})
         for version in versions:

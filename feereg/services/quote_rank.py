@@ -3,7 +3,7 @@
 A quote at a busy port has tens of thousands of firms that could serve it. This module
 ranks them all on the snapshot's columns (snapshot.py) with the rules of quote_rules —
 choose() item by item and size by size, price() unit by unit — vectorised, and returns
-per category the firm count and the ids of the firms that can be on the page. Only those
+per category the firm count and the versions of the firms that can be on the page. Only those
 are then read from the database and itemised exactly, in Decimal, by quote.py.
 
 Here totals are floats of the unrounded amounts, while the rules round each line to the
@@ -31,8 +31,8 @@ FLOAT_EPSILON = 1e-6
 
 @dataclass
 class Ranking:
-    #: category → (firms that could serve the shipment, ids of the firms that can be on the page).
-    found: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
+    #: category → how many firms could serve the shipment.
+    counts: dict[str, int] = field(default_factory=dict)
     #: Snapshot positions of the versions that apply, of the firms that can be on the page.
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -55,12 +55,18 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     n_types = len(vocab.fee_type.texts)
     wanted = np.zeros((len(vocab.category.texts), n_types), dtype=bool)
     required = np.zeros_like(wanted)
+    # A required fee no firm publishes still counts: every firm of the category lacks it.
+    required_count = np.zeros(len(vocab.category.texts), dtype=np.int64)
     for c in categories:
+        row = vocab.category.find(c)
+        if row < 0:  # no firm of the category at all
+            continue
+        required_count[row] = len({e.fee_type for e in expected[c] if e.required})
         for expect in expected[c]:
             code = vocab.fee_type.find(expect.fee_type)
             if code >= 0:
-                wanted[vocab.category.find(c), code] = True
-                required[vocab.category.find(c), code] |= expect.required
+                wanted[row, code] = True
+                required[row, code] |= expect.required
     keep = wanted[category, fee_type]
     rows, firm, category, fee_type = rows[keep], firm[keep], category[keep], fee_type[keep]
     if not len(rows):
@@ -157,8 +163,7 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     firm_covered = np.bincount(firm_of, weights=(required[group_category, group_type] & covered[present]),
                                minlength=len(firms))
     firm_category = snap.firms.category[firms]
-    required_count = required.sum(axis=1)[firm_category]
-    incomplete = firm_unconverted | (firm_covered < required_count)
+    incomplete = firm_unconverted | (firm_covered < required_count[firm_category])
 
     ranking = Ranking()
     shown = []
@@ -177,7 +182,7 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
             reach = np.max((score + firm_slack)[ordered[same[same <= cut]]])
             keep |= incomplete[ordered] < cut_incomplete
             keep |= (incomplete[ordered] == cut_incomplete) & (score[ordered] - firm_slack[ordered] <= reach)
-        ranking.found[c] = (len(ordered), [int(f) for f in firms[ordered[keep]]])
+        ranking.counts[c] = len(ordered)
         shown.append(firms[ordered[keep]])
     if shown:
         on_page = np.zeros(len(snap.firms.known), dtype=bool)
