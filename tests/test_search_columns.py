@@ -74,3 +74,20 @@ def test_another_process_sees_changes_through_the_change_log(session, many):
 
     backend.rebuild()  # a new build: the other process reloads rather than patches
     assert other.search(matches, {}, "amount", 1, 50, registry.today()) == after
+
+
+def test_phrase_texts_follow_a_renamed_firm_without_reading_every_text(tmp_path):
+    from feereg.search.documents import Text
+
+    store = Store(tmp_path)
+    conn = store.create()
+    store.write_texts(conn, [Text("f", "1", "深圳甲物流", False), Text("f", "2", "深圳乙物流", False)])
+    conn.close()
+    assert store.texts(["f:1"])["f:1"] == "深圳甲物流"   # the first read takes every text
+    assert store._fresh is None
+    conn = store.connect()
+    store.write_texts(conn, [Text("f", "1", "深圳丙货运", False)])   # a firm renamed
+    conn.close()
+    texts = store.texts(["f:1"])
+    assert texts["f:1"] == "深圳丙货运" and store._fresh == {"f:1"}   # only the asked key read again
+    assert store.texts(["f:2"])["f:2"] == "深圳乙物流" and store._fresh == {"f:1", "f:2"}

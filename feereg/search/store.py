@@ -25,7 +25,7 @@ from .documents import KIND_WEIGHTS, ItemRow
 SCHEMA_VERSION = "2"
 #: Changes kept in the log: a process further behind than this reloads the columns.
 CHANGE_LOG_KEEP = 50_000
-#: Texts a phrase check looks up one by one; beyond this many the whole text table is read again.
+#: Texts a phrase check reads one by one; beyond this many the whole text table is read again.
 _READ_ALL_TEXTS = 5_000
 
 _SCHEMA = """
@@ -78,7 +78,9 @@ class Store:
         self.columns = ColumnCache()
         #: key → normalised text, filled as phrases need them; (build, texts version) it holds.
         self._texts: dict[str, str] = {}
-        self._texts_version: tuple | None = None
+        self._texts_version: dict | None = None
+        #: Keys read since texts last changed; None: every cached text is current.
+        self._fresh: set | None = None
         self._texts_lock = threading.Lock()
 
     def connect(self, create: bool = False) -> sqlite3.Connection:
@@ -135,22 +137,42 @@ class Store:
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('texts', ?)", (uuid.uuid4().hex,))
 
     def texts(self, keys: list[str]) -> dict[str, str]:
-        """The normalised texts of these keys (those the store has)."""
+        """The normalised texts of these keys (those the store has).
+
+        The first call reads every text. After a write changed texts (a firm renamed), a
+        cached text is read again before it is used, not the whole table: publishing
+        writes texts, and a million items' texts take a second to read."""
         conn = self.connect()
         try:
             conn.execute("BEGIN")
-            version = tuple(conn.execute("SELECT key, value FROM meta WHERE key IN ('build', 'texts') ORDER BY key"))
+            version = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('build', 'texts')"))
             with self._texts_lock:
-                if version != self._texts_version:  # a text may have changed (a firm renamed)
-                    self._texts, self._texts_version = {}, version
-                cache = self._texts
-            missing = [k for k in keys if k not in cache]
-            if not cache or len(missing) > _READ_ALL_TEXTS:
-                # All at once, the first time: a common word's texts cost more to look up one by one.
-                cache.update(conn.execute("SELECT key, body FROM text"))
-            elif missing:
-                cache.update(conn.execute("SELECT key, body FROM text WHERE key IN (SELECT value FROM json_each(?))",
-                                          (json.dumps(missing),)))
+                old = self._texts_version or {}
+                if version.get("build") != old.get("build"):
+                    self._texts, self._fresh = {}, None
+                elif version.get("texts") != old.get("texts"):
+                    self._fresh = set()
+                self._texts_version = version
+                cache, fresh = self._texts, self._fresh
+            stale = [k for k in keys if k not in cache or (fresh is not None and k not in fresh)]
+            if not cache or len(stale) > _READ_ALL_TEXTS:
+                # All at once: a common word's texts cost more to look up one by one.
+                everything = dict(conn.execute("SELECT key, body FROM text"))
+                cache.clear()
+                cache.update(everything)
+                with self._texts_lock:
+                    if self._fresh is fresh:
+                        self._fresh = None
+            elif stale:
+                found = dict(conn.execute("SELECT key, body FROM text WHERE key IN (SELECT value FROM json_each(?))",
+                                          (json.dumps(stale),)))
+                for key in stale:
+                    if key in found:
+                        cache[key] = found[key]
+                    else:
+                        cache.pop(key, None)
+                if fresh is not None:
+                    fresh.update(stale)
             conn.execute("COMMIT")
         finally:
             conn.close()

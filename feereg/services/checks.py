@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
 from ..models import POLICY_KINDS, FeeItemVersion, FeeType, Firm, FirmPort, Flag, PolicyNotice

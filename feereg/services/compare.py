@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import FeeItem, FeeItemVersion, FeeType, Firm
+from ..models import FeeItem, FeeType
 from . import rates as rates_service
 from . import snapshot as snapshot_service
 from .in_force import FirmRef, rows_by_version_id

@@ -35,13 +35,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -63,8 +63,6 @@ _V = FeeItemVersion
 _COLUMNS = (_V.id, _V.item_id, _V.firm_id, _V.fee_type_code, _V.unit, _V.container_size, _V.cargo_scope,
             _V.trade, _V.direction, _V.amount, _V.currency, _V.tiers, _V.ports, _V.effective_from,
             _V.superseded_from)
-#: The coded text columns, in _COLUMNS order from fee_type_code.
-TEXT_COLUMNS = ("fee_type", "unit", "size", "scope", "trade", "direction")
 
 
 class Vocabulary:
@@ -184,17 +182,6 @@ class Versions:
         keep = alive if np.count_nonzero(~alive) * 5 > len(alive) else slice(None)
         arrays = {name: np.concatenate((getattr(self, name)[keep], getattr(new, name))) for name, _ in _ARRAYS}
         return Versions(**arrays, alive=np.concatenate((alive[keep], new.alive)))
-
-    def _by_fee_type(self, on: date) -> tuple[np.ndarray, np.ndarray]:
-        """The positions in force on `on`, grouped by fee type code, and where each code's start."""
-        cached = self._grouped
-        if cached is None or cached[0] != on:
-            rows = np.flatnonzero(self.in_force(on))
-            codes = self.versions.fee_type[rows]
-            grouped = rows[np.argsort(codes, kind="stable")]
-            starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(self.vocab.fee_type.texts)))))
-            cached = self._grouped = (on, grouped, starts)
-        return cached[1], cached[2]
 
     def in_force(self, on: date) -> np.ndarray:
         day = on.toordinal()
@@ -374,13 +361,13 @@ class PricingFields:
 
 def pricing_fields(snap: Snapshot, positions: np.ndarray) -> list[PricingFields]:
     v, vocab = snap.versions, snap.vocab
+
+    def texts(name: str) -> list[str]:
+        return np.array(getattr(vocab, name).texts, dtype=object)[getattr(v, name)[positions]].tolist()
+
     columns = (v.id[positions].tolist(), v.item_id[positions].tolist(), v.firm_id[positions].tolist(),
-               [vocab.fee_type.texts[c] for c in v.fee_type[positions]], [vocab.unit.texts[c] for c in v.unit[positions]],
-               [vocab.size.texts[c] for c in v.size[positions]], [vocab.scope.texts[c] for c in v.scope[positions]],
-               [vocab.trade.texts[c] for c in v.trade[positions]],
-               [vocab.direction.texts[c] for c in v.direction[positions]],
-               [Decimal(c).scaleb(-2) for c in v.cents[positions].tolist()],
-               [vocab.currency.texts[c] for c in v.currency[positions]], [vocab.tiers.texts[c] for c in v.tiers[positions]])
+               texts("fee_type"), texts("unit"), texts("size"), texts("scope"), texts("trade"), texts("direction"),
+               [Decimal(c).scaleb(-2) for c in v.cents[positions].tolist()], texts("currency"), texts("tiers"))
     return [PricingFields(*values) for values in zip(*columns)]
 
 
@@ -475,8 +462,7 @@ def _gaps(found_ids: np.ndarray, low: int, high: int, seen: float) -> list:
 
 
 def _in_ranges(column, low: int, ranges: list):
-    from sqlalchemy import and_, or_
-
+    """Ids above `low`, or in one of the gap ranges."""
     return or_(column > low, *(and_(column >= lo, column <= hi) for lo, hi, _seen in ranges))
 
 
@@ -497,7 +483,7 @@ def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | No
 
     vocab = snapshot.vocab.copy()
     versions, firms = snapshot.versions, snapshot.firms
-    moved = Position(**{**position.__dict__})
+    moved = replace(position)
     if new_versions:
         items = sorted({r.item_id for r in new_versions})
         rows = []
