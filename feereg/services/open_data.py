@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..models import AuditEvent, Complaint, FeeItem, FeeItemVersion, FeeType, Firm
+from ..models import AuditEvent, Complaint, FeeItem, FeeItemVersion, FeeType, Firm, Flag
 from ..models.types import utcnow
 from ..search.query import QueryError, parse
 from . import complaints, oversight
@@ -146,7 +146,8 @@ def search(session: Session, q: str, filters: dict[str, str], sort: str, page: i
 # --- the regulator's reads ----------------------------------------------------------------
 
 def flags(session: Session, f: oversight.FlagFilter, page: int, per_page: int) -> Page:
-    return paginate(session, oversight.flags_query(f), page, per_page)
+    # The reviewer is part of each flag's answer: loaded with the page, not flag by flag.
+    return paginate(session, oversight.flags_query(f).options(selectinload(Flag.reviewer)), page, per_page)
 
 
 def complaints_page(session: Session, status: str, firm_id: int | None, page: int, per_page: int) -> Page:
