@@ -12,7 +12,9 @@ PORT   ?= 5000
 # Micro Hei, 1.6 MB, against 56 MB for Noto CJK) and fontconfig to find it (only recommended
 # by the font, and we install without recommends); libharfbuzz-subset0 subsets fonts in C,
 # without it WeasyPrint falls back to fontTools and writing a PDF is up to 15x slower.
-SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-wqy-microhei
+# End-to-end tests: Debian's Chromium, driven by Playwright through its executable path
+# (Playwright's own browser download is never used).
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-wqy-microhei chromium
 
 .PHONY: run test install system python i18n migrate demo serve messages clean
 

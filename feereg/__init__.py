@@ -32,6 +32,9 @@ def _configure(app: Flask, config: dict | None) -> None:
     if config:
         app.config.update(config)
     cfg.finish(app)
+    from . import proxy
+
+    proxy.init_app(app)  # client addresses through trusted reverse proxies (PROXY_FIX_*)
 
 
 def _bind_extensions(app: Flask) -> None:
@@ -49,9 +52,16 @@ def _bind_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .views import register_blueprints
+    from .web import use_row_ids
+
+    use_row_ids(app)
+    from .views import jobs, register_blueprints
 
     register_blueprints(app)
+    app.register_blueprint(jobs.bp, url_prefix="/jobs")
+    from .views import health
+
+    app.register_blueprint(health.bp)  # /healthz for load balancers
 
 
 def _register_cli(app: Flask) -> None:
@@ -66,5 +76,9 @@ def _register_hooks(app: Flask) -> None:
 
     web.init_app(app)
     search.init_app(app)
+    from . import cache, http_cache
+
+    cache.init_app(app)  # Redis shared by every worker and server, when configured
+    http_cache.init_app(app)  # ETags and 304s for public pages (after web: the language is known)
     checks.register()  # anomaly rules on every publish, and a full scan after a bulk load
     bulk_download.register()  # the bulk download marked stale after a publish or a bulk load

@@ -17,6 +17,7 @@ from .search import FACETS
 from .search import SORTS as SEARCH_SORTS
 from .services.anomaly_rules import RULES
 from .services.compare import SORTS as COMPARE_SORTS
+from .web import MAX_ROW_ID
 
 SAMPLE_FIRM = "91440300MA5G00001X"
 
@@ -25,6 +26,8 @@ SAMPLE_FIRM = "91440300MA5G00001X"
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 INTEGER = {"type": "integer"}
+#: A row's number in a path: what the database's INTEGER column holds (feereg/web.py, RowIdConverter).
+ROW_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
 BOOLEAN = {"type": "boolean"}
 DATE = {"type": "string", "format": "date"}
 NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
@@ -195,10 +198,10 @@ PARAMETERS = {
     "trade": _scope_param("trade", codes.TRADES, _l("Foreign or domestic trade; any: the items for either.")),
     "direction": _scope_param("direction", codes.DIRECTIONS, _l("Import or export; any: the items for either.")),
     "code": param("code", _l("The firm's unified social credit code."), STRING, "path", SAMPLE_FIRM),
-    "item_id": param("item_id", _l("The fee item's number."), INTEGER, "path", 1),
+    "item_id": param("item_id", _l("The fee item's number."), ROW_ID, "path", 1),
     "fee_type_code": param("code", _l("The fee type's code."), STRING, "path", "THC"),
-    "flag_id": param("flag_id", _l("The flag's number."), INTEGER, "path", 1),
-    "complaint_id": param("complaint_id", _l("The complaint's number."), INTEGER, "path", 1),
+    "flag_id": param("flag_id", _l("The flag's number."), ROW_ID, "path", 1),
+    "complaint_id": param("complaint_id", _l("The complaint's number."), ROW_ID, "path", 1),
 }
 
 

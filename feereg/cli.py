@@ -18,8 +18,12 @@ from .extensions import db
 
 def _create_app():
     from . import create_app
+    from .config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:  # a setting to fix, said plainly: not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True, add_version_option=False)
@@ -35,9 +39,13 @@ def _actor_admin():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (catalog, demo, import_file, verify, create_user, firm_status, serve, i18n, reindex, scan, bulk):
+    for command in (catalog, demo, import_file, verify, create_user, firm_status, i18n, reindex, scan, bulk):
         app.cli.add_command(command)
     app.cli.add_command(token)  # the open data API's tokens
+    from .commands import all_commands
+
+    for command in all_commands():
+        app.cli.add_command(command)
 
 
 @click.group("catalog")
@@ -75,13 +83,25 @@ def demo(firms, items, seed, if_empty, planted):
             click.echo("demo: the registry already holds firms; nothing loaded")
             return
         raise click.ClickException("the registry already holds firms; use a fresh database")
+    import time
+
     firms = firms or max(679, items // 6)
-    with click.progressbar(length=items, label="demo items", file=sys.stderr) as bar:
+    with click.progressbar(length=items, label="demo items", file=sys.stderr, show_pos=True) as bar:
+        def phase(name):  # the bar's label names the step under way
+            bar.label = f"demo items: {name:<8}"
+            bar.render_progress()
+
         report = generate(db.session, firms=firms, items=items, seed=seed, progress=bar.update,
-                          planted_path=planted)
+                          planted_path=planted, phase=phase)
+    # Committing runs what follows any bulk load: the anomaly scan, the search index
+    # rebuild (by its backend) and marking the bulk download stale.
+    click.echo("demo: loaded; committing, then the anomaly scan and the search index", err=True)
+    started = time.perf_counter()
     db.session.commit()
     click.echo(f"demo: {report.firms} firms, {report.items} items, {report.versions} versions, "
-               f"{len(report.planted)} planted irregularities in {report.seconds:.1f} s")
+               f"{len(report.planted)} planted irregularities in {report.seconds:.1f} s "
+               f"({report.items / max(report.seconds, 1e-9):,.0f} items/s); "
+               f"scan and index after commit {time.perf_counter() - started:.1f} s")
     click.echo("demo logins (password demo-password-1): " + ", ".join(report.users))
 
 
@@ -190,22 +210,6 @@ def firm_status(credit_code, status, reason):
     firms.set_status(db.session, firm, status, reason, _actor_admin())
     db.session.commit()
     click.echo(f"{firm.credit_code} {firm.name_zh}: {status}")
-
-
-@click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@with_appcontext
-def serve(host, port, workers):
-    """Serve the site with gunicorn (the production server)."""
-    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-            "--access-logfile", "-",
-            # gunicorn's longest request line: a long search typed into the URL still reaches
-            # the app, which answers it with a message rather than gunicorn's bare 414 page.
-            "--limit-request-line", "8190", "feereg.wsgi:app"]
-    click.echo(f"feereg on http://{host}:{port}/")
-    os.execvp(args[0], args)
 
 
 @click.group("i18n")

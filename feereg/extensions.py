@@ -1,4 +1,5 @@
 """Flask extensions, created unbound; create_app binds them. Imports nothing from feereg."""
+from flask import current_app
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -29,3 +30,8 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
 limiter = Limiter(key_func=get_remote_address)
+
+
+def configured_limit(key: str):
+    """A rate limit read from the configuration when a request comes (FEEREG_<KEY>)."""
+    return lambda: current_app.config[key]

@@ -134,7 +134,7 @@ def clean_date(raw, field: str = "effective_from") -> date:
         if len(parts) != 3 or parts[0] < 1900:
             raise ValueError
         return date(*parts)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: a 20-digit day
         raise FieldError(field, _l("“%(value)s” is not a date (write YYYY-MM-DD)", value=value)) from None
 
 
@@ -149,11 +149,12 @@ def clean_tiers(raw, field: str = "tiers") -> str:
         if not sep:
             raise FieldError(field, _l("“%(part)s” should look like 8-14:85", part=part))
         if key.lower() == "free":
-            if bands or not amount.isdigit():
+            if bands or not re.fullmatch(r"[0-9]{1,5}", amount):
                 raise FieldError(field, _l("free days come first, as free:7"))
             free_days = int(amount)
             continue
-        match = re.fullmatch(r"(\d+)-(\d*)", key)
+        # ASCII digits, at most five: int() of a 5,000-digit or non-ASCII "digit" raises.
+        match = re.fullmatch(r"([0-9]{1,5})-([0-9]{0,5})", key)
         if not match:
             raise FieldError(field, _l("“%(part)s” should look like 8-14:85", part=part))
         start, end = int(match.group(1)), int(match.group(2)) if match.group(2) else None

@@ -2,15 +2,20 @@
 PostgreSQL (127.0.0.1:5432, user postgres, database `test` as the admin connection).
 
 Where CI=true an unreachable PostgreSQL fails the run; elsewhere it skips, loudly.
+
+Search tests run against every search backend that the database can carry: Whoosh on
+SQLite; Whoosh and the PostgreSQL backend on PostgreSQL. A test module opts in with
+`pytestmark = pytest.mark.search_backends` (a searching test elsewhere carries the mark
+itself), a test in it opts out with `@pytest.mark.whoosh_only`; the `search_backend`
+fixture says which backend a test's app uses. Tests marked `postgres` run on PostgreSQL only.
 """
 from __future__ import annotations
 
 import contextvars
+from contextlib import contextmanager
 import os
 import re
 import uuid
-import warnings
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,6 +24,7 @@ from sqlalchemy import create_engine, text
 
 from feereg import create_app
 from feereg.extensions import db
+from feereg.search import pg_store
 from feereg.i18n import compile_catalogs
 
 PG_ADMIN_URL = os.environ.get("FEEREG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -27,8 +33,38 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 KEEP_TABLES = {"fee_type", "alembic_version"}
 
 
+#: Backends a `search_backends` test runs against (SQLite carries only Whoosh).
+SEARCH_BACKENDS = ("whoosh", "postgres")
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "search_backends: runs against every search backend (tests/conftest.py)")
+    config.addinivalue_line("markers", "whoosh_only: a search test about the Whoosh backend itself")
     compile_catalogs()
+
+
+def pytest_generate_tests(metafunc):
+    if "search_backend" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("whoosh_only"):
+        return
+    if any("search_backend" in mark.args[0] for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test names its backends itself
+    if metafunc.definition.get_closest_marker("search_backends") is not None:
+        metafunc.parametrize("search_backend", SEARCH_BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only combinations never run on SQLite: left out, not skipped."""
+    kept, dropped = [], []
+    for item in items:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        on_sqlite = params.get("database_url") == "sqlite"
+        if on_sqlite and (params.get("search_backend") == "postgres" or item.get_closest_marker("postgres")):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _postgres_available() -> str | None:
@@ -42,27 +78,38 @@ def _postgres_available() -> str | None:
         return str(exc).splitlines()[0]
 
 
+@contextmanager
+def scratch_postgres(purpose: str):
+    """An empty PostgreSQL database of its own, dropped afterwards; yields its URL.
+
+    Where PostgreSQL is unreachable: a failure in CI, elsewhere a skip whose reason (shown by
+    -ra) names what was skipped. Not warnings.warn: the suite turns warnings into errors."""
+    problem = _postgres_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and unreachable: {problem}")
+        pytest.skip(f"SKIPPING {purpose}: PostgreSQL unreachable: {problem}")
+    name = f"feereg_{purpose.split()[0]}_{os.getpid()}_{uuid.uuid4().hex[:6]}".lower()
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request, tmp_path_factory):
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "feereg.sqlite"
         yield f"sqlite:///{path}"
         return
-    problem = _postgres_available()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI and unreachable: {problem}")
-        warnings.warn(f"SKIPPING PostgreSQL tests: {problem}")
-        pytest.skip(f"PostgreSQL unreachable: {problem}")
-    name = f"feereg_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with scratch_postgres("test (the PostgreSQL half of the suite)") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +149,14 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(migrated, tmp_path):
-    app = create_app(_test_config(migrated, tmp_path))
+def search_backend(request) -> str:
+    """The SEARCH_BACKEND of the test's app: "whoosh" unless the test runs against each."""
+    return getattr(request, "param", "whoosh")
+
+
+@pytest.fixture
+def app(migrated, tmp_path, search_backend):
+    app = create_app({**_test_config(migrated, tmp_path), "SEARCH_BACKEND": search_backend})
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
@@ -116,7 +169,11 @@ def _empty_tables():
     tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            names = [f'"{t.name}"' for t in tables]
+            # The PostgreSQL search backend's tables (migration 0007): never built again.
+            if pg_store.schema_exists(conn):
+                names += [f"search.{table}" for table in pg_store.TABLES]
+            conn.execute(text("TRUNCATE " + ", ".join(names) + " RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
                 conn.execute(table.delete())

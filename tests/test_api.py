@@ -151,6 +151,7 @@ def test_a_draft_is_not_published_data(client, session, world):
 
 # --- search, compare, catalog ------------------------------------------------------------
 
+@pytest.mark.search_backends
 def test_search_uses_the_search_service_with_its_facets(client, world):
     _, body = get(client, "/api/v1/search?q=吊箱")
     assert [r["item_id"] for r in body["items"]] == [world["lolo"].id] and body["total"] == 1

@@ -1,15 +1,22 @@
-"""The demo generator: exact scale, valid chains, determinism, labelled data, planted cases."""
+"""The demo generator: exact scale, valid chains, determinism, labelled data, planted cases;
+the PostgreSQL COPY loader writes the registry the services write on SQLite."""
+import hashlib
 import json
 from collections import Counter
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
+from feereg import create_app
+from feereg.demo import generator
 from feereg.demo.generator import DEMO_PASSWORD, generate
-from feereg.models import FeeItem, FeeItemVersion, FeeType, Firm, User
-from feereg.services import accounts, history
+from feereg.extensions import db
+from feereg.models import FeeItem, FeeItemVersion, FeeType, Firm, FirmPort, User
+from feereg.services import accounts, history, registry
 
-from .conftest import _empty_tables
+from .conftest import _empty_tables, _test_config, scratch_postgres
 
 PLANTED_RULES = {"ABOLISHED", "OVER_CAP", "MARKUP", "PEER_OUTLIER", "NO_NOTICE", "STEEP_RISE", "DUPLICATE",
                  "MISPLACED", "INCOMPLETE"}
@@ -111,3 +118,118 @@ def test_cli_demo_loads_once(runner, session):
     assert _count(session, FeeItem) == 80
     refused = runner.invoke(args=["demo", "--items", "80"])
     assert refused.exit_code != 0
+
+
+# --- PostgreSQL (COPY) and SQLite (the services' bulk writers) load the same registry -----------
+
+def _registry_digest(session) -> str:
+    """SHA-256 over every firm, port, item and version as stored (ids, hashes and chain heads
+    included; only the firms' load time left out), read back through the models' types."""
+    def norm(value):
+        if isinstance(value, Decimal):
+            return str(value.quantize(Decimal("0.01")))
+        if isinstance(value, (date, datetime)):
+            return value.isoformat()
+        return "" if value is None else str(value)
+
+    digest = hashlib.sha256()
+    firm_columns = [c for c in Firm.__table__.columns if c.name != "created_at"]
+    for columns, order in ((firm_columns, Firm.id), (list(FirmPort.__table__.columns), FirmPort.port),
+                           (list(FeeItem.__table__.columns), FeeItem.id),
+                           (list(FeeItemVersion.__table__.columns), FeeItemVersion.id)):
+        for row in session.execute(select(*columns).order_by(*([FirmPort.firm_id] if order is FirmPort.port
+                                                                 else []), order)):
+            digest.update("|".join(norm(v) for v in row).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _schema_objects(session) -> set:
+    """Every constraint and index of the tables the loader fills, with its definition."""
+    tables = ["firm", "firm_port", "fee_item", "fee_item_version"]
+    constraints = session.execute(text(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = ANY(CAST(:t AS regclass[]))"), {"t": tables}).all()
+    indexes = session.execute(text("SELECT tablename, indexname, indexdef FROM pg_indexes "
+                                   "WHERE tablename = ANY(:t)"), {"t": tables}).all()
+    return {tuple(row) for row in constraints} | {tuple(row) for row in indexes}
+
+
+@pytest.fixture
+def fresh_postgres():
+    """An empty PostgreSQL database of its own (the loader's COPY path), dropped afterwards."""
+    with scratch_postgres("demo loader test") as url:
+        yield url
+
+
+def _fresh_app(url, tmp_path):
+    from flask_migrate import upgrade
+
+    app = create_app({**_test_config(url, tmp_path), "SEARCH_BACKEND": "null"})
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def test_postgres_copy_load_is_the_sqlite_registry_and_keeps_schema_and_sequences(fresh_postgres, tmp_path):
+    digests, planted = {}, {}
+    for kind, url in (("sqlite", f"sqlite:///{tmp_path / 'demo.sqlite'}"), ("postgresql", fresh_postgres)):
+        app = _fresh_app(url, tmp_path / kind)
+        with app.app_context():
+            if kind == "postgresql":
+                schema_before = _schema_objects(db.session)
+                db.session.rollback()
+            report = generate(db.session, firms=45, items=320, seed=17)
+            db.session.commit()
+            assert (report.firms, report.items) == (45, 320) and report.versions > 320
+            digests[kind] = _registry_digest(db.session)
+            planted[kind] = [p.as_dict() for p in report.planted]
+            verified = app.test_cli_runner().invoke(args=["verify"])
+            assert verified.exit_code == 0 and "45 firm chains intact" in verified.output, verified.output
+            if kind == "postgresql":
+                # ANALYZE ran: the planner's row counts are the loaded ones (-1 = never analysed).
+                assert db.session.execute(text(
+                    "SELECT relname, reltuples::int FROM pg_class WHERE relname IN ('fee_item', 'fee_item_version') "
+                    "ORDER BY relname")).all() == [("fee_item", 320), ("fee_item_version", report.versions)]
+                # The foreign keys dropped for the COPY are back, with the same definitions.
+                assert _schema_objects(db.session) == schema_before
+                # The sequences moved past the copied ids: a new item and its version get fresh ids.
+                top_item = db.session.scalar(select(func.max(FeeItem.id)))
+                top_version = db.session.scalar(select(func.max(FeeItemVersion.id)))
+                admin = User(id=None, email="t@localhost", role="admin", password_hash="!")
+                firm = db.session.scalars(select(Firm).order_by(Firm.id)).first()
+                values = {**db.session.scalars(select(FeeItem).where(FeeItem.firm_id == firm.id))
+                          .first().published_values(), "fee_code": "NEW-1"}
+                item = registry.create_draft(db.session, firm, values, admin)
+                version = registry.publish_item(db.session, item, admin, registry.today() + timedelta(days=40))
+                db.session.commit()
+                assert (item.id, version.id) == (top_item + 1, top_version + 1)
+                assert history.verify_firm(db.session, firm) == []
+            db.session.remove()
+            db.engine.dispose()
+    assert digests["postgresql"] == digests["sqlite"]
+    assert planted["postgresql"] == planted["sqlite"]
+
+
+def test_a_failed_postgres_load_leaves_the_schema_as_it_was(fresh_postgres, tmp_path, monkeypatch):
+    app = _fresh_app(fresh_postgres, tmp_path)
+    monkeypatch.setattr(generator, "BATCH_ITEMS", 60)  # several batches in a small registry
+    with app.app_context():
+        schema_before = _schema_objects(db.session)
+        db.session.rollback()
+        written = []
+
+        def fail_after_first_batch(n):
+            written.append(n)
+            raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError):
+            generate(db.session, firms=30, items=200, seed=3, progress=fail_after_first_batch)
+        db.session.rollback()
+        assert written and _schema_objects(db.session) == schema_before
+        assert db.session.scalar(select(func.count()).select_from(FeeItem)) == 0
+        # And a load after it works: the database was left usable.
+        generate(db.session, firms=30, items=200, seed=3)
+        db.session.commit()
+        assert history.verify_all(db.session)[1] == []
+        db.session.remove()
+        db.engine.dispose()

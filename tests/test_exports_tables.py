@@ -98,6 +98,7 @@ def test_comparison_csv_and_xlsx(client, session, yard):
     assert client.get("/compare/NOSUCH/download.csv").status_code == 404
 
 
+@pytest.mark.search_backends
 def test_search_results_csv_and_xlsx(client, yard):
     firm, _user = yard
     rows = _csv_rows(client.get("/search/download.csv?q=吊箱").data)

@@ -1,5 +1,6 @@
-"""Search end to end: real commits, the real after-commit hook, a real Whoosh index in
-the test's own directory, on SQLite and PostgreSQL."""
+"""Search end to end: real commits, the real hooks, a real index — Whoosh in the test's own
+directory, or the PostgreSQL backend's tables — on SQLite and PostgreSQL, against every
+backend the database carries (tests/conftest.py): the same assertions hold for each."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,6 +15,8 @@ from feereg.search.query import parse
 from feereg.services import history, registry
 
 from .factories import days, make_firm, make_user, publish
+
+pytestmark = pytest.mark.search_backends
 
 
 def find(q: str, sort: str = "relevance", per_page: int = 100, **filters):
@@ -202,6 +205,7 @@ def test_index_and_database_agree_item_for_item(session, fees):
     assert doc_version.amount == 450  # today's price, not the announced one
 
 
+@pytest.mark.whoosh_only
 def test_a_failed_index_write_loses_no_database_change_and_reindex_repairs(app, session, fees, runner, caplog):
     from whoosh import index as whoosh_index
 
@@ -224,6 +228,7 @@ def test_a_failed_index_write_loses_no_database_change_and_reindex_repairs(app, 
     assert len(ids("赤湾码头作业费")) == 1
 
 
+@pytest.mark.whoosh_only
 def test_posting_arrays_match_whoosh_own_results_across_segments_and_deletions(tmp_path, monkeypatch):
     # The fast block reader (search/postings.py) must give exactly what Whoosh's query gives.
     from whoosh import index as whoosh_index

@@ -1,5 +1,6 @@
 """The in-memory columns answer exactly what the SQL over the item store answers, and
-follow the store's changes made by another process."""
+follow the store's changes made by another process — for each backend's store (Whoosh's
+SQLite file, the PostgreSQL backend's span table)."""
 from __future__ import annotations
 
 import itertools
@@ -7,11 +8,14 @@ import itertools
 import pytest
 
 from feereg.search import get_backend
+from feereg.search.pg_store import PgStore
 from feereg.search.query import parse
 from feereg.search.store import Store
 from feereg.services import registry
 
 from .factories import make_firm, make_user, publish
+
+pytestmark = pytest.mark.search_backends
 
 QUERIES = ["费", "堆场", "吊箱", "THC", "盐田", "蛇口 THC", "港外", "公司", "盐田 公司", "费 公司 蛇口", "cleaning",
            "DOC", "不存在", "华南"]
@@ -60,7 +64,8 @@ def test_columns_and_sql_give_the_same_hits_totals_and_facets(many):
 
 def test_another_process_sees_changes_through_the_change_log(session, many):
     backend = get_backend()
-    other = Store(backend.directory)  # another process: its own columns, loaded now
+    # Another process: its own columns, loaded now.
+    other = PgStore(backend.engine) if backend.name == "postgres" else Store(backend.directory)
     matches = backend.matches(parse("文件费"))
     before = other.search(matches, {}, "amount", 1, 50, registry.today())
     assert before[1] == 4

@@ -75,6 +75,7 @@ def test_logout_audit_names_the_user_not_the_proxy(client, session, firm_user):
     assert (event.subject_type, event.subject_id) == ("User", user.id)
 
 
+@pytest.mark.search_backends
 def test_english_results_do_not_repeat_a_chinese_only_name(client, session):
     yard = make_firm("offport_yard", ports=("YANTIAN",))
     user = make_user("publisher", yard)

@@ -4,9 +4,9 @@ Everything is drawn from one seeded random generator against a fixed calendar
 (history runs up to DEMO_DATE), so the same seed gives the same registry, hashes
 included. Every firm is labelled as demo data in both its names.
 
-The work is done in batches of firms through the services' bulk writers
-(firms.create_firms, registry.load_history), which keeps a million items within
-minutes and memory bounded.
+The work is done in batches of firms (memory stays bounded), written through the
+services' bulk writers or, on PostgreSQL, by COPY (feereg/demo/loader.py): a million
+items with their history load in a few minutes.
 
 Planted irregularities are the cases the audit rules must find; each is recorded
 with the numbers that make it irregular so that recall and precision can be
@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from .. import credit_code
 from ..models import FeeType, Firm, User
-from ..services import accounts, firms as firm_service, registry
+from ..services import accounts
 from ..services.registry import PastItem, PastVersion
+from . import loader
 from . import vocabulary as vocab
 
 #: The last day of the generated history; everything is effective on or before it.
@@ -76,9 +77,15 @@ class _FirmPlan:
 
 
 def generate(session: Session, firms: int = 679, items: int = 3751, seed: int = 20261123,
-             progress: Callable[[int], None] | None = None, planted_path: str | None = None) -> Report:
-    """Load the demo registry into an empty database (the caller commits)."""
+             progress: Callable[[int], None] | None = None, planted_path: str | None = None,
+             phase: Callable[[str], None] | None = None) -> Report:
+    """Load the demo registry into an empty database (the caller commits).
+
+    `progress(n)` is told of each batch's items once written; `phase(name)` of each step
+    as it starts: policy, firms, then per batch items, history or hashes and copy, then
+    analyze and users."""
     started = time.perf_counter()
+    phase = phase or (lambda name: None)
     if items < firms:
         raise ValueError("give at least as many items as firms")
     rng = random.Random(seed)
@@ -87,24 +94,30 @@ def generate(session: Session, firms: int = 679, items: int = 3751, seed: int = 
         raise RuntimeError("the fee catalog is empty; run `feereg db upgrade` first")
     actor = User(id=None, email="demo@localhost", role="admin", password_hash="!")
     report = Report()
+    phase("policy")
     _record_policy(session, actor)
-    plans = _plan_firms(rng, firms, items, catalog)
+    phase("firms")
+    types = _TypeTable(catalog)
+    plans = _plan_firms(rng, firms, items, types)
     planter = _Planter(rng, catalog)
-    done = 0
+    writer = loader.writer_for(session, actor)
     for batch in _batches(plans, BATCH_ITEMS):
-        ids = firm_service.create_firms(session, [p.values for p in batch], actor)
+        ids = writer.firm_ids([p.values for p in batch])
         for plan, firm_id in zip(batch, ids):
             plan.id = firm_id
+        phase("items")
         past: list[PastItem] = []
         for plan in batch:
-            past.extend(_firm_items(rng, plan, catalog, planter))
-        report.versions += registry.load_history(session, past, actor)
+            past.extend(_firm_items(rng, plan, types, planter))
+        report.versions += writer.write([p.values for p in batch], past, phase)
         report.items += len(past)
         report.firms += len(batch)
-        done += len(past)
         if progress:
             progress(len(past))
+    phase("analyze")
+    writer.finish()
     session.expire_all()  # the bulk writers bypassed the identity map
+    phase("users")
     report.users = _demo_users(session, plans, actor)
     report.planted = planter.planted
     if planted_path:
@@ -116,11 +129,11 @@ def generate(session: Session, firms: int = 679, items: int = 3751, seed: int = 
 
 # --- firms -----------------------------------------------------------------------------
 
-def _plan_firms(rng: random.Random, n_firms: int, n_items: int, catalog) -> list[_FirmPlan]:
+def _plan_firms(rng: random.Random, n_firms: int, n_items: int, types: "_TypeTable") -> list[_FirmPlan]:
     categories = _spread(vocab.CATEGORY_SHARES, n_firms)
     rng.shuffle(categories)
     weights = [vocab.CATEGORY_WEIGHT[c] * rng.uniform(0.5, 1.5) for c in categories]
-    counts = _allot(weights, n_items, [_capacity(c, catalog) for c in categories])
+    counts = _allot(weights, n_items, [types.capacity(c) for c in categories])
     used_names: set[str] = set()
     plans = []
     for index, (category, count) in enumerate(zip(categories, counts)):
@@ -166,14 +179,27 @@ def _allot(weights: list[float], total: int, caps: list[int]) -> list[int]:
     return counts
 
 
-def _capacity(category: str, catalog) -> int:
-    return sum(len(vocab.PRICES[code][1]) for code in _types_for(category, catalog))
+class _TypeTable:
+    """Per firm category: the catalog types it may charge today, in catalog order, and the
+    (type, container size) slots they make. Worked out once per category, not per firm."""
 
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self._slots: dict[str, list[tuple[str, str]]] = {}
 
-def _types_for(category: str, catalog) -> list[str]:
-    """Catalog types a firm of the category may charge today, in catalog order."""
-    return [code for code, ft in sorted(catalog.items()) if category in ft.charged_by_list
-            and ft.abolished_from is None and code in vocab.PRICES]
+    def types_for(self, category: str) -> list[str]:
+        return [code for code, ft in sorted(self.catalog.items()) if category in ft.charged_by_list
+                and ft.abolished_from is None and code in vocab.PRICES]
+
+    def slots(self, category: str) -> list[tuple[str, str]]:
+        found = self._slots.get(category)
+        if found is None:
+            found = self._slots[category] = [(code, size) for code in self.types_for(category)
+                                             for size in vocab.PRICES[code][1]]
+        return found
+
+    def capacity(self, category: str) -> int:
+        return len(self.slots(category))
 
 
 def _draw_ports(rng: random.Random, category: str) -> list[str]:
@@ -230,8 +256,9 @@ def _batches(plans: list[_FirmPlan], size: int):
 
 # --- fee items -------------------------------------------------------------------------
 
-def _firm_items(rng: random.Random, plan: _FirmPlan, catalog, planter: "_Planter") -> list[PastItem]:
-    slots = [(code, size) for code in _types_for(plan.category, catalog) for size in vocab.PRICES[code][1]]
+def _firm_items(rng: random.Random, plan: _FirmPlan, types: _TypeTable, planter: "_Planter") -> list[PastItem]:
+    catalog = types.catalog
+    slots = types.slots(plan.category)
     # The local charges every firm of the kind publishes come first, so that schedules are
     # complete enough to quote a shipment; then the common fees, then the occasional ones.
     core_codes = vocab.CORE_FEES.get(plan.category, ())

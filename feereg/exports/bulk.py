@@ -31,7 +31,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -179,7 +179,7 @@ def _version_windows(heads: dict[int, Head]) -> Iterator[tuple]:
 
 
 def write_versions(conn: Connection, heads: dict[int, Head], on: date, versions: _TableFiles,
-                   items: _TableFiles) -> None:
+                   items: _TableFiles, progress: Callable[[int], None] | None = None) -> None:
     """Every version up to each firm's head, and on the way the items in force on `on`: per
     item, the latest version effective by then (ties: the later in the chain), if a publish."""
     firm_id, in_force = None, {}
@@ -210,6 +210,8 @@ def write_versions(conn: Connection, heads: dict[int, Head], on: date, versions:
                 best = in_force.get(row.item_id)
                 if best is None or record["effective_from"] >= best["effective_from"]:
                     in_force[row.item_id] = record
+        if progress:
+            progress(versions.rows)
     flush_items()
 
 
@@ -221,13 +223,18 @@ def _check_columns(record: dict) -> None:
                            f"{sorted(set(record) ^ set(fmt.VERSION_COLUMNS))}")
 
 
-def write_bulk(conn: Connection, directory: Path, on: date) -> dict:
-    """Write the whole download into `directory` (which must exist, empty); return the manifest."""
+def write_bulk(conn: Connection, directory: Path, on: date,
+               progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write the whole download into `directory` (which must exist, empty); return the manifest.
+    `progress(versions written, versions to write)` follows the long part (a job's page)."""
     generated_at = datetime.now(timezone.utc).replace(tzinfo=None)
     firms = _TableFiles(directory, "firms")
     heads = write_firms(conn, firms)
     versions, items = _TableFiles(directory, "versions"), _TableFiles(directory, "items")
-    write_versions(conn, heads, on, versions, items)
+    total = sum(head.seq or 0 for head in heads.values())
+    if progress:
+        progress(0, total)
+    write_versions(conn, heads, on, versions, items, progress and (lambda done: progress(done, total)))
     entries = firms.close() + items.close() + versions.close()
     shutil.copyfile(VERIFIER, directory / VERIFIER.name)
     verifier = directory / VERIFIER.name

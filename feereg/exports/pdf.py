@@ -26,6 +26,7 @@ import tempfile
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable, Iterable
 
 from flask import current_app, render_template
 from flask_babel import gettext as _
@@ -50,6 +51,30 @@ def render_pdf(template: str, **context) -> bytes:
     html = render_template(template, **context)
     document = _html_class()(string=html, base_url=STATIC_DIR.as_uri() + "/")
     return document.write_pdf(stylesheets=[_stylesheet(), _page_label_stylesheet(_("Page %(page)s of %(pages)s"))])
+
+
+def render_pdf_parts(parts: Iterable[tuple[str, dict]], after_part: Callable[[int], None] | None = None) -> bytes:
+    """One PDF laid out in parts: (template, context) pairs, each part starting a new page.
+
+    For documents too long to lay out in one go within a job that shows its progress (a
+    report of thousands of flags): `parts` may load its rows lazily, and `after_part(n)` is
+    called as each part is laid out. Page numbers run on through the parts ("Page 7"); the
+    total is left out, as it is known only once the last part is laid out.
+    """
+    generated_at = datetime.now(timezone.utc).replace(microsecond=0)
+    documents, first_page = [], 1
+    for template, context in parts:
+        context.setdefault("generated_at", generated_at)
+        html = render_template(template, **context)
+        label = _page_label_stylesheet(_("Page %(page)s"), first_page)
+        document = _html_class()(string=html, base_url=STATIC_DIR.as_uri() + "/").render(
+            stylesheets=[_stylesheet(), label])
+        documents.append(document)
+        first_page += len(document.pages)
+        if after_part:
+            after_part(len(documents))
+    pages = [page for document in documents for page in document.pages]
+    return documents[0].copy(pages).write_pdf()
 
 
 #: Rules of WeasyPrint's user-agent stylesheet that match every element through a bare
@@ -95,11 +120,14 @@ def _stylesheet():
     return weasyprint.CSS(filename=str(PRINT_CSS))
 
 
-@lru_cache(maxsize=8)
-def _page_label_stylesheet(pattern: str):
+@lru_cache(maxsize=64)
+def _page_label_stylesheet(pattern: str, first_page: int = 1):
     import weasyprint
 
-    return weasyprint.CSS(string=page_label_css(pattern))
+    css = page_label_css(pattern)
+    if first_page != 1:  # a later part of render_pdf_parts: number on from the part before
+        css += " @page:first { counter-set: page %d; }" % first_page
+    return weasyprint.CSS(string=css)
 
 
 def page_label_css(pattern: str) -> str:

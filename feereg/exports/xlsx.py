@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Iterable, Sequence
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -21,11 +22,13 @@ XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 def cell_value(value):
     if isinstance(value, (date, datetime)):
         return value
-    value = neutralise(value)
-    if isinstance(value, str):
-        # XML 1.0 cannot carry most control characters; openpyxl refuses the whole file.
-        return ILLEGAL_CHARACTERS_RE.sub("", value)
-    return value
+    if value is None or isinstance(value, (bool, int, float, Decimal)):
+        return neutralise(value)
+    # Text is cleaned first and neutralised last, so "\x07=cmd" cannot end as a live "=cmd":
+    # XML 1.0 cannot carry most control characters (openpyxl refuses the whole file), and
+    # turns a carriage return into a line feed on reading, so the cell's line break is written.
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    return neutralise(ILLEGAL_CHARACTERS_RE.sub("", text))
 
 
 def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence], sheet_title: str = "feereg") -> bytes:

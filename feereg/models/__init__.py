@@ -8,6 +8,7 @@ from .fee import PUBLISHED_FIELDS, FeeItem, FeeItemVersion
 from .firm import Firm, FirmPort
 from .flag import FLAG_STATUSES, SEVERITIES, Flag
 from .imports import PendingImport
+from .job import JOB_STATES, Job
 from .policy import POLICY_KINDS, PolicyNotice
 from .user import User
 
@@ -16,5 +17,5 @@ __all__ = [
     "AuditEvent", "FeeType", "FeeItem", "FeeItemVersion", "PUBLISHED_FIELDS",
     "Firm", "FirmPort", "PendingImport", "User",
     "Complaint", "COMPLAINT_STATUSES", "Flag", "FLAG_STATUSES", "SEVERITIES", "PolicyNotice", "POLICY_KINDS",
-    "ComplianceCase", "ComplianceStep", "CASE_STATUSES",
+    "ComplianceCase", "ComplianceStep", "CASE_STATUSES", "Job", "JOB_STATES",
 ]

@@ -52,6 +52,11 @@ class SearchBackend(Protocol):
     def live_item_ids(self) -> set[int]:
         """Every item the index would find today (for checks against the database)."""
 
+    # A backend whose index lives in the registry's database (pg_backend.PgBackend) also has
+    # `transactional = True` and `index_in_transaction(conn, item_ids)`: search/hooks.py then
+    # indexes a publish on the publishing session's connection, before its commit, instead
+    # of calling index_items after it.
+
 
 class NullBackend:
     """Finds nothing and keeps nothing: for a deployment without search, and tests of other areas."""

@@ -81,13 +81,16 @@ def _cents(amount: Decimal) -> int:
 
 
 class RowBuilder:
-    def __init__(self, conn: Connection, rates_config, today: date):
+    def __init__(self, conn: Connection, rates_config, today: date, firm_ids: Iterable[int] | None = None):
         from ..services.rates import rates_on
 
         self.today = today
         # Sorting by amount ranks in CNY at today's rates; a rate change is picked up by reindex.
         self.rates = rates_on(today, rates_config).rates
-        self.categories = dict(conn.execute(select(Firm.id, Firm.category)).all())
+        stmt = select(Firm.id, Firm.category)
+        if firm_ids is not None:  # a publish's few firms: every firm's is a scan of the directory
+            stmt = stmt.where(Firm.id.in_(list(firm_ids)))
+        self.categories = dict(conn.execute(stmt).all())
         self.texts: dict[str, Text] = {}
 
     def spans(self, versions: list) -> Iterator[ItemRow]:
@@ -129,7 +132,9 @@ def item_rows(conn: Connection, builder: RowBuilder, item_ids: Iterable[int] | N
         FeeItemVersion.item_id, FeeItemVersion.effective_from, FeeItemVersion.seq)
     if item_ids is not None:
         stmt = stmt.where(FeeItemVersion.item_id.in_(list(item_ids)))
-    result = conn.execution_options(yield_per=batch).execute(stmt)
+    # Streamed per statement: Connection.execution_options() would change the caller's
+    # connection for good (it may be a session's, inside a publish).
+    result = conn.execute(stmt.execution_options(yield_per=batch))
     out: list[ItemRow] = []
     current, pending = None, []
     for row in result:

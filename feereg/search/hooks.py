@@ -1,8 +1,10 @@
 """Keeping the index in step: the search side of feereg.services.hooks.
 
-Handlers run after the database commit, so the index never holds a rolled-back
-change; an exception here is logged by the hook dispatcher and never undoes the
-commit (`feereg reindex` repairs the index).
+The Whoosh backend is written after the database commit, so it never holds a
+rolled-back change; an exception there is logged by the hook dispatcher and never undoes
+the commit (`feereg reindex` repairs the index). A backend whose index lives in the
+database (`transactional`: PostgreSQL) is written inside the publishing transaction
+instead, and commits or rolls back with it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def register() -> None:
+    hooks.on_publish(index_in_transaction)
     hooks.after_commit(index_committed_items)
     if hasattr(hooks, "after_bulk_load"):
         hooks.after_bulk_load(rebuild_after_bulk_load)
@@ -30,9 +33,19 @@ def _backend():
     return get_backend()
 
 
+def index_in_transaction(session, versions: list) -> None:
+    if not has_app_context():  # the after-commit handler says so
+        return
+    from . import get_backend
+
+    backend = get_backend()
+    if getattr(backend, "transactional", False):
+        backend.index_in_transaction(session.connection(), sorted({v.item_id for v in versions}))
+
+
 def index_committed_items(item_ids: list[int]) -> None:
     backend = _backend()
-    if backend is None:
+    if backend is None or getattr(backend, "transactional", False):  # indexed by the transaction itself
         return
     if backend.name == "whoosh" and not backend.exists():
         # First change of a fresh installation, or the directory was lost: building from

@@ -46,7 +46,9 @@ class ParsedQuery:
         return [p for t in self.terms for kind, p in t.pieces if kind == "latin"]
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+#: Control and invisible formatting characters, and lone surrogates (a str from a caller
+#: other than a request can hold one; it cannot be encoded into a page or an index term).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff\ud800-\udfff]")
 
 
 def parse(raw: str | None) -> ParsedQuery:

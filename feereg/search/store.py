@@ -9,7 +9,9 @@ PostgreSQL.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -68,6 +70,51 @@ CREATE INDEX IF NOT EXISTS ix_item_port_row ON item_port (row);
 _KIND_COLUMNS = {"n": "name_key", "c": "content_key", "f": "firm_id", "t": "fee_type", "g": "category"}
 _FILTER_COLUMNS = {"category": "category", "fee_type": "fee_type", "currency": "currency",
                    "pricing_basis": "pricing_basis"}
+
+
+class PendingItems:
+    """Items a failed index write left out, one id a line, kept until a write or a rebuild
+    covers them. Every process of the site shares the file, so each change to it holds an
+    exclusive lock on it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> set[int]:
+        try:
+            with open(self.path, encoding="ascii") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                return {int(line) for line in handle if line.strip().isdigit()}
+        except FileNotFoundError:
+            return set()
+
+    def add(self, item_ids) -> None:
+        if not item_ids:
+            return
+        with open(self.path, "a", encoding="ascii") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write("".join(f"{int(i)}\n" for i in item_ids))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def discard(self, item_ids) -> None:
+        """Forget these (now indexed); ids added meanwhile by others stay."""
+        if not item_ids:
+            return
+        try:
+            handle = open(self.path, "r+", encoding="ascii")
+        except FileNotFoundError:
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            left = {int(line) for line in handle if line.strip().isdigit()} - set(item_ids)
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(f"{i}\n" for i in sorted(left)))
+            handle.flush()
+            os.fsync(handle.fileno())
+            # Left empty rather than removed: a writer waiting for the lock holds this file
+            # open and would append to a file no longer there.
 
 
 class Store:

@@ -1,7 +1,8 @@
 """The Whoosh backend: distinct texts in a Whoosh index, items in the SQLite store beside it.
 
-Writes are short and take the writer lock with a timeout (no AsyncWriter): a busy lock
-raises, the after-commit hook logs it, and `feereg reindex` repairs. A rebuild writes
+Writes are short and take the writer lock with a timeout (no AsyncWriter): a busy lock,
+a damaged or missing index raises, the after-commit hook logs it, and the items stay in
+a pending file until the next write or `feereg reindex` catches up. A rebuild writes
 into a fresh directory and swaps it in, so searches keep working while it runs.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -26,7 +28,7 @@ from . import analysis, postings
 from .base import SearchResult, SearchUnavailable
 from .documents import RowBuilder, Text, firm_texts, fixed_texts, item_rows
 from .query import ParsedQuery
-from .store import Store
+from .store import PendingItems, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class WhooshBackend:
         self.today = today
         self.writer_timeout = writer_timeout
         self.store = Store(self.directory)
+        #: Items whose index write failed, kept beside the directory (a rebuild replaces it).
+        self.pending = PendingItems(self.directory.with_name(self.directory.name + ".pending"))
         self._lock = threading.Lock()
         self._searcher = None
         self._decoded = None
@@ -64,7 +68,9 @@ class WhooshBackend:
     # --- state -------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return self.store.path.exists() and whoosh_index.exists_in(self.directory, indexname=INDEX_NAME)
+        """An index is there (perhaps damaged: opening it says so). Whoosh's own test opens
+        the table of contents, which raises on a damaged one."""
+        return self.store.path.exists() and any(self.directory.glob(f"_{INDEX_NAME}_*.toc"))
 
     def _index(self):
         # Whoosh leaves the table-of-contents file open when it cannot read it; the
@@ -81,8 +87,28 @@ class WhooshBackend:
     # --- writing -----------------------------------------------------------------
 
     def index_items(self, item_ids: list[int]) -> None:
+        """Bring these items up to date, and any that an earlier write failed to index.
+
+        A failed write leaves its items in the pending file (so the index is known to be
+        stale and the next write or `feereg reindex` catches up) and raises: the caller,
+        an after-commit hook, logs it and the database change stands."""
         if not item_ids:
             return
+        rebuilding = self._rebuilding()
+        if rebuilding:
+            # The rebuild may swap in a directory built before this change was committed:
+            # it indexes what is pending once its directory is in place.
+            self.pending.add(item_ids)
+        owed = self.pending.read()
+        try:
+            self._write_items(sorted(set(item_ids) | owed))
+        except BaseException:
+            self.pending.add(item_ids)
+            raise
+        if owed and not rebuilding:
+            self.pending.discard(owed)
+
+    def _write_items(self, item_ids: list[int]) -> None:
         if not self.exists():
             raise SearchUnavailable(f"no search index in {self.directory}")
         with self.engine.connect() as conn:
@@ -91,29 +117,70 @@ class WhooshBackend:
             texts = list(builder.texts.values()) + list(firm_texts(conn, {r.firm_id for r in rows}))
         # Texts first: an item row whose text is missing would be unfindable, a text without
         # items finds nothing.
-        writer = self._index().writer(timeout=self.writer_timeout)
-        try:
-            for text in texts:
-                writer.update_document(**_document(text))
-        except BaseException:
-            writer.cancel()
-            raise
-        writer.commit()
-        self.store.replace_items(item_ids, rows, texts)
+        with _whoosh_leaks_ignored():
+            try:
+                writer = self._index().writer(timeout=self.writer_timeout)
+                try:
+                    for text in texts:
+                        writer.update_document(**_document(text))
+                except BaseException:
+                    writer.cancel()
+                    raise
+                writer.commit()
+                self.store.replace_items(item_ids, rows, texts)
+            except Exception as exc:  # locked, damaged or unwritable: the same to the caller
+                failure = _describe(exc)
+            else:
+                return
+            gc.collect()
+        raise SearchUnavailable(failure)
 
     def remove(self, item_ids: list[int]) -> None:
         self.store.replace_items(item_ids, [])
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         self.directory.parent.mkdir(parents=True, exist_ok=True)
+        owed = self.pending.read()  # read before the database: the build covers these
+        marker = self._rebuild_marker()
+        marker.write_text(str(os.getpid()))
         staging = Path(tempfile.mkdtemp(prefix=self.directory.name + ".build-", dir=self.directory.parent))
         try:
             count = self._build(staging, progress)
             self._swap_in(staging)
         finally:
+            marker.unlink(missing_ok=True)
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+        self.pending.discard(owed)
+        late = self.pending.read()
+        if late:  # committed while the build read the database: written to the old directory
+            try:
+                self.index_items(sorted(late))
+            except SearchUnavailable:  # still pending: the next write catches up
+                log.warning("search: %d items committed during the rebuild are still pending", len(late),
+                            exc_info=True)
         return count
+
+    def _rebuild_marker(self) -> Path:
+        return self.directory.with_name(self.directory.name + ".rebuilding")
+
+    def _rebuilding(self) -> bool:
+        try:
+            pid = int(self._rebuild_marker().read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # a rebuild killed before it finished: no longer one
+            self._rebuild_marker().unlink(missing_ok=True)
+            return False
+        except PermissionError:  # alive, another user's
+            pass
+        return True
+
+    def stale(self) -> bool:
+        """Some committed change is not in the index yet (a write failed)."""
+        return bool(self.pending.read())
 
     def _build(self, target: Path, progress) -> int:
         store = Store(target)
@@ -171,7 +238,7 @@ class WhooshBackend:
     def matches(self, query: ParsedQuery) -> list[dict[str, list]]:
         """Per term, the refs of the matching texts by kind."""
         out = []
-        with self._lock:
+        with self._lock, _whoosh_leaks_ignored():
             try:
                 searcher = self._current_searcher()
                 decoded = self._decode(searcher)
@@ -180,13 +247,14 @@ class WhooshBackend:
                     if phrases and len(docs):
                         docs = self._verified(docs, decoded, phrases)
                     out.append(decoded.by_kind(docs))
-            except SearchUnavailable:
-                self._close_searcher()
-                raise
             except Exception as exc:  # a damaged segment shows up only when read
-                self._close_searcher()
-                raise SearchUnavailable(str(exc)) from exc
-        return out
+                failure = _describe(exc)
+            else:
+                return out
+            self._close_searcher()
+            self._decoded = None
+            gc.collect()
+        raise SearchUnavailable(failure)
 
     def _decode(self, searcher) -> "_Decoded":
         """docnum → key, kind and ref, decoded once per reader: a term matching every firm
@@ -223,6 +291,20 @@ class WhooshBackend:
 
     def live_item_ids(self) -> set[int]:
         return self.store.live_item_ids(self.today())
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, SearchUnavailable) else f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def _whoosh_leaks_ignored():
+    """Whoosh leaves open the files of an index it could not read, in reference cycles:
+    the caller collects them (gc) inside this block once the failure is handled, rather
+    than have them warned about at some later collection far from the cause."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
 
 
 def _in_order(pairs: list[str], text: str) -> bool:

@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 import shutil
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CURRENT, STALE, BUILT, LOCK, SUMMARY = "current", "stale", "built", ".lock", ".summary.json"
 _SESSION_KEY = "feereg.bulk_download_changed"
-_building_here = threading.Lock()
 
 
 @dataclass
@@ -135,8 +133,9 @@ class BulkStore:
                 if acquired:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def build(self, engine) -> dict:
-        """Write a new generation and make it current; the caller holds the lock."""
+    def build(self, engine, progress=None) -> dict:
+        """Write a new generation and make it current; the caller holds the lock.
+        `progress(done, total)` follows the versions written (the job's page shows it)."""
         self._remove_leftovers()
         began = time.time_ns()  # before the first read: a change after it marks stale again
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -144,7 +143,7 @@ class BulkStore:
         temp.mkdir(parents=True)
         try:
             with engine.connect() as conn:
-                manifest = write_bulk(conn, temp, today())
+                manifest = write_bulk(conn, temp, today(), progress)
             _write_summary(temp, manifest)
             generation = self.root / f"gen-{stamp}-{secrets.token_hex(4)}"
             os.rename(temp, generation)
@@ -202,7 +201,8 @@ def fresh_download() -> Download:
     """The download to offer now. A stale one is rebuilt first while the registry is small
     enough to do it within the request (another request finding it stale waits for that
     build, then serves its result); a bigger registry is rebuilt in a background thread
-    and the previous files are offered meanwhile, marked stale."""
+    and the previous files are offered meanwhile, marked stale: as a job, whose progress
+    regulators and operators see (services/jobs.py)."""
     from ..extensions import db
 
     store = BulkStore.from_config()
@@ -213,7 +213,7 @@ def fresh_download() -> Download:
             if store.is_stale():
                 store.build(db.engine)
         return store.download()
-    _start_background_build(current_app._get_current_object())
+    start_build_job()
     return store.download()
 
 
@@ -227,28 +227,29 @@ def _small_enough(store: BulkStore, db) -> bool:
     return size <= limit
 
 
-def _start_background_build(app: Flask) -> threading.Thread | None:
-    """One build thread per process; the file lock keeps other processes out."""
-    if not _building_here.acquire(blocking=False):
-        return None
+def start_build_job(owner_id: int | None = None, force: bool = False) -> tuple[int, bool]:
+    """Queue a rebuild as a job, unless one is queued or running already (on any server:
+    the job's key is unique). Returns (job id, whether it is new)."""
+    from . import jobs
 
-    def run():
-        try:
-            with app.app_context():
-                from ..extensions import db
+    return jobs.enqueue_now("bulk", owner_id, {"force": force}, active_key="bulk")
 
-                store = BulkStore.from_config(app)
-                with store.lock(blocking=False) as acquired:
-                    if acquired and store.is_stale():
-                        store.build(db.engine)
-        except Exception:  # noqa: BLE001 - a failed build leaves the previous download in place
-            log.exception("bulk download build failed; run `feereg bulk`")
-        finally:
-            _building_here.release()
 
-    thread = threading.Thread(target=run, name="feereg-bulk-download", daemon=True)
-    thread.start()
-    return thread
+def build_job(ctx) -> dict:
+    """The job: build if stale (or asked to), waiting for a build in progress elsewhere (the
+    CLI, a cron job); a failed build leaves the previous download in place."""
+    from ..extensions import db
+    from .jobs import N_
+
+    store = BulkStore.from_config()
+    ctx.progress(message=N_("Waiting for another build of the download to finish"))
+    with store.lock():
+        if not ctx.params.get("force") and not store.is_stale():
+            return {"built": False}
+        ctx.progress(message=N_("Writing the bulk download"), force=True)
+        manifest = store.build(db.engine, lambda done, total: ctx.progress(done, total, N_(
+            "Writing versions: %(done)s of %(total)s"), {"done": f"{done:,}", "total": f"{total:,}"}))
+    return {"built": True, "counts": manifest["counts"], "generated_at": manifest["generated_at"]}
 
 
 # --- marking it stale -------------------------------------------------------------------------

@@ -8,9 +8,13 @@ that moment and publishes everything in the caller's one transaction, or nothing
 from __future__ import annotations
 
 import hashlib
+import io
+import re
 import secrets
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Callable
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -95,12 +99,28 @@ def load_table(filename: str, content: bytes) -> Table:
     return read_table(filename, content, cfg["IMPORT_MAX_ROWS"], cfg["IMPORT_MAX_UNPACKED_BYTES"])
 
 
+def preview_pending(session: Session, pending, actor, effective_from: str | None,
+                    progress: Callable[[int, int], None] | None = None) -> ImportPreview:
+    """The preview of an upload kept for review, with the effective date the page carries
+    (an unreadable one is no default: each row's own date, or the field's error, decides)."""
+    from ..item_fields import FieldError, clean_date
+
+    try:
+        default = clean_date(effective_from) if effective_from else None
+    except FieldError:
+        default = None
+    return preview_file(session, pending.filename, pending.content, actor, default, progress=progress)
+
+
 def preview_file(session: Session, filename: str, content: bytes, actor,
-                 default_effective_from: date | None = None, allow_backdate: bool = False) -> ImportPreview:
+                 default_effective_from: date | None = None, allow_backdate: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> ImportPreview:
+    """`progress(rows checked, rows)` is called as the rows are checked (a big file's job)."""
     try:
         table = load_table(filename, content)
     except FileRefused as exc:
-        return ImportPreview("unknown", errors=[RowError(0, "", str(exc))])
+        errors = [RowError(row, column, reason) for row, column, reason in exc.errors]
+        return ImportPreview("unknown", errors=errors or [RowError(0, "", str(exc))])
     kind = file_kind(table)
     if kind == "firms":
         if actor is None or actor.role != "admin":
@@ -110,7 +130,8 @@ def preview_file(session: Session, filename: str, content: bytes, actor,
     if kind == "unknown":
         return ImportPreview("unknown", errors=[RowError(1, "", str(_l(
             "The header row does not have the interchange columns (e.g. credit_code, name_zh, amount).")))])
-    return preview_fee_items(session, table, actor, default_effective_from or registry.today(), allow_backdate)
+    return preview_fee_items(session, table, actor, default_effective_from or registry.today(), allow_backdate,
+                             progress)
 
 
 def _header_errors(table: Table, required, known) -> list[RowError]:
@@ -123,7 +144,8 @@ def _header_errors(table: Table, required, known) -> list[RowError]:
 
 
 def preview_fee_items(session: Session, table: Table, actor, default_effective_from: date,
-                      allow_backdate: bool = False) -> ImportPreview:
+                      allow_backdate: bool = False, progress: Callable[[int, int], None] | None = None
+                      ) -> ImportPreview:
     preview = ImportPreview("fee_items", notes=list(table.notes))
     preview.errors = _header_errors(table, FEE_ITEM_REQUIRED, set(FEE_ITEM_COLUMNS) | set(FEE_ITEM_OPTIONAL))
     if table.unknown_columns:
@@ -139,7 +161,9 @@ def preview_fee_items(session: Session, table: Table, actor, default_effective_f
     seen_keys: dict[tuple, int] = {}
     today = registry.today()
 
-    for number, raw in table.rows:
+    for checked, (number, raw) in enumerate(table.rows):
+        if progress and checked % PROGRESS_ROWS == 0:
+            progress(checked, len(table.rows))
         row_errors: list[RowError] = []
         firm = _row_firm(session, raw, number, actor, firms_by_code, row_errors)
         values, field_errors = clean_item_values(raw, catalog)
@@ -171,6 +195,31 @@ def preview_fee_items(session: Session, table: Table, actor, default_effective_f
             preview.errors.extend(row_errors)
         preview.rows.append(result)
     return preview
+
+
+#: Rows checked between two progress reports.
+PROGRESS_ROWS = 250
+
+
+def estimate_rows(filename: str, content: bytes) -> int:
+    """About how many rows a file has, without reading it: to decide, within the upload's
+    request, whether checking it is a job. CSV: its line count. XLSX: the first sheet's
+    declared dimension, but never fewer than its compressed size allows (about 64 bytes a
+    row): a workbook that declares none, or too few, is not checked within the request."""
+    if not filename.lower().endswith(".xlsx"):
+        return max(0, content.count(b"\n") - 1)
+    declared = 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            sheets = sorted(n for n in archive.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+            if sheets:
+                with archive.open(sheets[0]) as fh:
+                    head = fh.read(4096).decode("utf-8", "replace")
+                found = re.search(r'<dimension ref="[A-Z]+\d+:[A-Z]+(\d+)"', head)
+                declared = int(found.group(1)) - 1 if found else 0
+    except Exception:  # noqa: BLE001 - also encrypted parts, unknown compression, corrupt data
+        return 0  # not a readable workbook: the check refuses it at once, saying why
+    return max(declared, len(content) // 64)
 
 
 def item_key(values: dict) -> tuple:

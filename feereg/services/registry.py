@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -241,9 +241,19 @@ def load_history(session: Session, items: list[PastItem], actor) -> int:
 
 def _lock_firm(session: Session, firm_id: int) -> Firm:
     # Serialise one firm's publishes so its chain never forks; populate_existing
-    # re-reads the chain head another transaction may have just moved.
+    # re-reads the chain head another transaction may have just moved. FOR NO KEY UPDATE
+    # (key_share): the chain columns are no key, and a plain FOR UPDATE would wait on the
+    # key-share lock that inserting an item of the firm takes, so two publishers each
+    # adding a new item would deadlock.
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE, and pysqlite begins a transaction only at the first
+        # write: a write to the row takes the database's write lock before the head is
+        # read, so no other publish commits in between (it would reuse the sequence number).
+        session.execute(text(f"UPDATE {Firm.__tablename__} SET chain_seq = chain_seq WHERE id = :id"),
+                        {"id": firm_id})
     firm = session.execute(
-        select(Firm).where(Firm.id == firm_id).with_for_update().execution_options(populate_existing=True)
+        select(Firm).where(Firm.id == firm_id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).scalar_one()
     if firm.is_suspended:
         raise FirmSuspended(_l("This firm is suspended and cannot publish."))
@@ -320,7 +330,10 @@ def _differs(item: FeeItem, values: dict) -> bool:
 
 
 def _differs_from_published(session: Session, item: FeeItem) -> bool:
-    last = history.latest_version(session, item)
+    # Compares the item in memory with its last version: no autoflush, whose optimistic-lock
+    # failure would surface here as a bare StaleDataError instead of the caller's StaleItem.
+    with session.no_autoflush:
+        last = history.latest_version(session, item)
     if last is None or last.kind == "withdraw":
         return True
     return last.published_values() != item.published_values()

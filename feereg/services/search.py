@@ -47,6 +47,8 @@ class SearchPage(Paged):
     sort: str = "relevance"
     #: A message instead of results: the query cannot be searched, or the index is unavailable.
     error: str | None = None
+    #: The error is the index's, not the query's: the page answers 503 (try again later).
+    unavailable: bool = False
     notices: list = field(default_factory=list)
 
 
@@ -75,6 +77,7 @@ def search_fees(session: Session, raw_query: str | None, filters: dict[str, str]
         found = get_backend().search(parsed, filters, sort, page, per_page)
     except SearchUnavailable:
         log.exception("search index unavailable")
+        result.unavailable = True
         result.error = str(_l("Search is not available right now: its index is being rebuilt. "
                               "Try again in a few minutes, or browse the firm directory."))
         return result

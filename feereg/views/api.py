@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import date, datetime
 from functools import wraps
 from http import HTTPStatus
@@ -158,6 +159,9 @@ def _json_default(value):
 
 # --- arguments ----------------------------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def takes(*names: str):
     """The query arguments an endpoint accepts: any other one is a 400 naming it, so a
     mistyped filter never silently returns everything. The names are kept on the view
@@ -171,6 +175,15 @@ def takes(*names: str):
                     raise BadParameter(name, f"unknown parameter; this endpoint takes {accepted}.")
                 if len(request.args.getlist(name)) > 1:
                     raise BadParameter(name, "given more than once; give it once.")
+                if not request.args[name].strip():
+                    # Not read as "not given": a program that sends page= or as_of= has lost a value.
+                    raise BadParameter(name, "is empty; give a value or leave the parameter out.")
+                if _CONTROL.search(request.args[name]):
+                    # No code, name or date has one, and PostgreSQL refuses a NUL in a query outright.
+                    raise BadParameter(name, "contains control characters.")
+            for value in kwargs.values():
+                if isinstance(value, str) and _CONTROL.search(value):
+                    raise NotFound(f"No endpoint {request.path}; the endpoints are listed at {PREFIX}/openapi.json.")
             return view(*args, **kwargs)
         wrapped.api_params = names
         return wrapped

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import codes
-from ..extensions import db, limiter
+from ..extensions import configured_limit, db, limiter
 from ..forms.complaint import ComplaintForm, InvoiceForm
 from ..i18n import current_language
 from ..interchange.reader import FileRefused
@@ -27,8 +27,9 @@ def audit_labels():
 @bp.route("/complaints/new", methods=["GET", "POST"])
 # Filed complaints are limited tightly; a shipper correcting typos is not locked out by
 # them, but hammering the form at all is limited too.
-@limiter.limit("10 per hour; 3 per minute", methods=["POST"], deduct_when=lambda response: g.get("complaint_filed"))
-@limiter.limit("30 per minute", methods=["POST"])
+@limiter.limit(configured_limit("COMPLAINT_RATE_LIMIT"), methods=["POST"],
+               deduct_when=lambda response: g.get("complaint_filed"))
+@limiter.limit(configured_limit("FORM_RATE_LIMIT"), methods=["POST"])
 def complaint_new():
     form = ComplaintForm(current_language())
     if request.method == "GET":
@@ -56,7 +57,7 @@ def complaint_new():
 
 
 @bp.route("/invoice-check", methods=["GET", "POST"])
-@limiter.limit("30 per minute", methods=["POST"])
+@limiter.limit(configured_limit("FORM_RATE_LIMIT"), methods=["POST"])
 def invoice_check_page():
     form = InvoiceForm()
     results = None

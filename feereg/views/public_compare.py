@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 
 from .. import charts
-from ..extensions import db
+from ..extensions import configured_limit, db, limiter
 from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
 from ..i18n import current_language
 from ..services import compare as compare_service
@@ -18,6 +18,9 @@ ROWS_PER_PAGE = 100
 #: Firms listed per category on a quote page (the rest are counted), and of those, itemised.
 QUOTE_FIRMS_SHOWN = 50
 QUOTE_FIRMS_ITEMISED = 10
+#: Comparisons and quotes (pages and downloads) one client address may ask for, each together.
+compare_limit = limiter.shared_limit(configured_limit("COMPARE_RATE_LIMIT"), scope="compare")
+quote_limit = limiter.shared_limit(configured_limit("QUOTE_RATE_LIMIT"), scope="quote")
 
 
 @bp.get("/compare")
@@ -42,6 +45,7 @@ def _sort_urls(code: str, sort: str, descending: bool) -> dict[str, str]:
 
 
 @bp.get("/compare/<code>")
+@compare_limit
 def compare(code: str):
     lang = current_language()
     fee_type = compare_service.find_fee_type(db.session, code) or abort(404)
@@ -74,6 +78,7 @@ def quote_form():
 
 
 @bp.get("/quote/results")
+@quote_limit
 def quote_results():
     lang = current_language()
     form = ShipmentForm(lang, formdata=request.args)

@@ -20,6 +20,8 @@ from ..services.quote_rules import SERVICES
 from ..services.registry import today
 from .files import pdf_response, table_response
 from .public import bp
+from .public_compare import compare_limit, quote_limit
+from .public_search import search_limit
 from .util import date_arg
 
 #: Search results in one download: enough for any real question, bounded for the server.
@@ -44,6 +46,7 @@ def firm_schedule_file(code: str, fmt: str):
 
 
 @bp.get("/compare/<code>/download.<any(pdf, csv, xlsx):fmt>")
+@compare_limit
 def compare_file(code: str, fmt: str):
     lang = current_language()
     fee_type = compare_service.find_fee_type(db.session, code) or abort(404)
@@ -67,6 +70,7 @@ def _chosen_label(field) -> str:
 
 
 @bp.get("/quote/results.<any(pdf):fmt>")
+@quote_limit
 def quote_file(fmt: str):
     lang = current_language()
     form = ShipmentForm(lang, formdata=request.args)
@@ -81,6 +85,7 @@ def quote_file(fmt: str):
 
 
 @bp.get("/search/download.<any(csv, xlsx):fmt>")
+@search_limit
 def search_file(fmt: str):
     form = SearchForm(request.args)
     catalog = CatalogIndex.load(db.session)

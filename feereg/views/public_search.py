@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from flask import render_template, request, url_for
 
-from ..extensions import db
+from ..extensions import configured_limit, db, limiter
 from ..forms.search import SearchForm
 from ..search import FACETS
 from ..services import search as search_service
@@ -18,7 +18,12 @@ PER_PAGE = 20
 MAX_PAGE = 500
 
 
+#: Searches (the page and its downloads) one client address may run, together.
+search_limit = limiter.shared_limit(configured_limit("SEARCH_RATE_LIMIT"), scope="search")
+
+
 @bp.get("/search")
+@search_limit
 def search():
     form = SearchForm(request.args)
     catalog = CatalogIndex.load(db.session)
@@ -28,8 +33,11 @@ def search():
     if "q" in request.args:  # an empty box submitted gets the message saying what to type
         result = search_service.search_fees(db.session, form.q.data, filters, form.sort.data or "relevance",
                                             page, PER_PAGE)
-    return render_template("public/search.html", form=form, result=result, catalog=catalog,
+    body = render_template("public/search.html", form=form, result=result, catalog=catalog,
                            facets=FACETS, search_url=_search_url)
+    if result is not None and result.unavailable:  # the index's fault, not the query's: retry later
+        return body, 503, {"Retry-After": "60"}
+    return body
 
 
 def _search_url(**changes) -> str:

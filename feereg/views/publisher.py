@@ -1,7 +1,9 @@
 """A firm's own workspace: its schedule with drafts, item forms, publishing, imports."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import hashlib
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from ..extensions import db
 from ..forms.publisher import FeeItemForm, ImportConfirmForm, ImportUploadForm, ItemActionForm
 from ..i18n import current_language
 from ..models import FeeItem
-from ..services import history, imports, registry
+from ..services import history, imports, jobs, registry
 from ..services.catalog import CatalogIndex
 from ..services.errors import NothingToPublish, ServiceError, StaleItem
 from ..web import role_required
@@ -162,14 +164,9 @@ def import_upload():
     return render_template("publisher/import_upload.html", form=form, firm=_firm())
 
 
-def _preview_for(pending, effective_from: str):
-    from ..item_fields import FieldError, clean_date
-
-    try:
-        default = clean_date(effective_from) if effective_from else None
-    except FieldError:
-        default = None
-    return imports.preview_file(db.session, pending.filename, pending.content, current_user, default)
+def _preview_key(token: str, effective: str) -> str:
+    # The date is typed into the address: its digest keeps the key within the column's 64.
+    return f"import.preview:{token}:{hashlib.sha256(effective.encode()).hexdigest()[:12]}"
 
 
 @bp.route("/import/<token>", methods=["GET", "POST"])
@@ -177,13 +174,21 @@ def import_preview(token: str):
     pending = imports.get_pending(db.session, token, current_user) or abort(404)
     form = ImportConfirmForm()
     effective = request.values.get("effective_from", "")
+    if imports.estimate_rows(pending.filename, pending.content) > current_app.config["IMPORT_JOB_ROWS"]:
+        # Too big to check within a request: the check, then the publish, run as jobs.
+        # Keyed by upload and date: reloading this page finds the check under way, not a second one.
+        job_id, _created = jobs.enqueue_now("import.preview", current_user.id,
+                                            {"token": pending.token, "effective_from": effective,
+                                             "lang": current_language()},
+                                            active_key=_preview_key(pending.token, effective))
+        return redirect(url_for("jobs.show", job_id=job_id))
     if form.validate_on_submit():
         if form.discard.data:
             imports.finish_pending(pending, "discarded")
             db.session.commit()
             flash(_("The upload was discarded; nothing was imported."), "info")
             return redirect(url_for("publisher.import_upload"))
-        preview = _preview_for(pending, form.effective_from.data)
+        preview = imports.preview_pending(db.session, pending, current_user, form.effective_from.data)
         if preview.fingerprint() != form.fingerprint.data:
             flash(_("Your schedule changed since this preview; check the new preview before publishing."), "error")
         elif not preview.ok:
@@ -200,7 +205,7 @@ def import_preview(token: str):
                 flash(_("Imported: %(new)s new, %(changed)s changed, %(unchanged)s unchanged.", **counts), "success")
                 return redirect(url_for("publisher.schedule"))
         effective = form.effective_from.data
-    preview = _preview_for(pending, effective)
+    preview = imports.preview_pending(db.session, pending, current_user, effective)
     form.token.data, form.fingerprint.data, form.effective_from.data = token, preview.fingerprint(), effective
     return render_template("publisher/import_preview.html", form=form, preview=preview, pending=pending,
                            firm=_firm())

@@ -93,12 +93,16 @@ def policy():
 
 def _report_filter(form: ReportForm):
     firm = None
-    if form.firm.data:
+    if form.firm.data and not form.firm.errors:  # a refused value (control characters) is not looked up
         firm = reads.firm_by_code(db.session, form.firm.data)
         if firm is None:
             form.firm.errors = [_("No firm has this credit code.")]
-    f = audit_report.report_filter(form.date_from.data, form.date_to.data, form.category.data or "", firm,
-                                   form.rule.data or "", form.status.data or "")
+    # A refused value (a date out of range, an unknown choice) filters nothing: its field shows why.
+    def valid(field):
+        return None if field.errors else field.data
+
+    f = audit_report.report_filter(valid(form.date_from), valid(form.date_to), valid(form.category) or "", firm,
+                                   valid(form.rule) or "", valid(form.status) or "")
     if form.firm.errors:
         f.firm_id = -1  # a mistyped firm reports nothing, never the whole registry
     return f, firm

@@ -2,21 +2,19 @@
 report as PDF and XLSX (its CSV is in regulator.py), and the flags list as CSV and XLSX."""
 from __future__ import annotations
 
-from flask import abort, request
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..exports import pdf
 from ..extensions import db
 from ..forms.oversight import ReportForm
 from ..i18n import current_language
-from ..services import audit_report, oversight
+from ..services import audit_report, jobs, oversight
+from ..services.job_kinds import report_params
 from ..services.anomaly_rules import RULES
 from ..services.registry import today
 from .files import pdf_response, table_response
 from .regulator import _report_filter, bp
-
-#: Flags listed in a report PDF; beyond this the CSV is the tool (the PDF says so).
-REPORT_PDF_MAX = 2000
-
 
 @bp.get("/report.<any(pdf, xlsx):fmt>")
 def report_file(fmt: str):
@@ -28,10 +26,26 @@ def report_file(fmt: str):
     name = f"feereg-audit-{today().isoformat()}"
     if fmt == "xlsx":
         return table_response(fmt, name, audit_report.CSV_HEADER, audit_report.csv_rows(db.session, f))
-    flags = list(db.session.scalars(audit_report.report_query(f).limit(REPORT_PDF_MAX + 1)))
-    return pdf_response(pdf.render_pdf("print/report.html", f=f, firm=firm, flags=flags[:REPORT_PDF_MAX],
-                                       truncated=len(flags) > REPORT_PDF_MAX, as_of=today(),
-                                       summary=audit_report.summary(db.session, f)), name)
+    summary = audit_report.summary(db.session, f)
+    in_request = current_app.config["REPORT_PDF_JOB_ROWS"]
+    if summary.total > in_request:  # too long to lay out within a request: offer a job
+        return render_template("jobs/report_pdf.html", pdf_job=summary.total, args=request.args.to_dict())
+    flags = list(db.session.scalars(audit_report.report_query(f).limit(in_request)))
+    return pdf_response(pdf.render_pdf("print/report.html", f=f, firm=firm, flags=flags, truncated=False,
+                                       as_of=today(), summary=summary), name)
+
+
+@bp.post("/report.pdf")
+def report_pdf_job():
+    """Start the PDF of a long report as a job (CSRF-checked like every POST)."""
+    form = ReportForm(list(RULES), current_language(), request.args)
+    form.validate()
+    f, _firm = _report_filter(form)
+    if form.firm.errors:
+        abort(400, description=form.firm.errors[0])
+    job = jobs.enqueue(db.session, "report.pdf", current_user, report_params(f, current_language()))
+    db.session.commit()
+    return redirect(url_for("jobs.show", job_id=job.id))
 
 
 @bp.get("/flags.<any(csv, xlsx):fmt>")
