@@ -26,6 +26,7 @@ from feereg import create_app
 from feereg.extensions import db
 from feereg.search import pg_store
 from feereg.i18n import compile_catalogs
+from feereg.services import jobs
 
 PG_ADMIN_URL = os.environ.get("FEEREG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -161,6 +162,10 @@ def app(migrated, tmp_path, search_backend):
     with app.app_context():
         yield app
         db.session.remove()
+        # A job a page queued (a bulk file, a report) runs in a thread of this process: it must
+        # end before the tables are emptied, or it reads them under the TRUNCATE (a deadlock)
+        # and writes into the next test's registry.
+        assert jobs.join_threads(120), "a job thread outlived its test"
         _empty_tables()
         db.engine.dispose()
 
