@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 #: Above this many amounts, dots are sampled evenly by rank (the box and lines use all).
-MAX_DOTS = 400
+MAX_DOTS = 200
 LANES = 7
 
 

@@ -228,3 +228,27 @@ def test_a_required_fee_no_firm_publishes_leaves_every_firm_incomplete(session, 
     shipment = Shipment("YANTIAN", "import", {"40": 1})
     page = group(quote.quote_shipment(session, shipment, per_category=1), "shipping_line")
     assert [(q.firm.name_zh, q.complete) for q in page] == [("便宜", False)]
+
+
+def test_quote_page_lists_the_cheapest_few_and_opens_one_kind_further(client, session, admin):
+    # 23 shipping lines, THC 20' from 100 upwards: the page lists the first 20 of the kind,
+    # and "more" lists every one of that kind, in the same order, the same ranks.
+    from feereg.views.public_compare import QUOTE_FIRMS_SHOWN
+
+    firms = [make_firm("shipping_line", name_zh=f"船公司{n:02d}") for n in range(QUOTE_FIRMS_SHOWN + 3)]
+    for n, firm in enumerate(firms):
+        line_schedule(firm, admin, thc20=100 + n, thc40=200)
+    session.commit()
+    base = "/quote/results?lang=en&port=YANTIAN&direction=export&count_20=1&bills=1"
+    page = client.get(base).get_data(as_text=True)
+    listed = re.findall(r'href="/firms/(\w+)"', page)
+    assert [code for code in dict.fromkeys(listed)] == [f.credit_code for f in firms[:QUOTE_FIRMS_SHOWN]]
+    assert f"Showing the first {QUOTE_FIRMS_SHOWN} of {len(firms)} firms." in page
+    more = re.search(r'href="([^"]*more=shipping_line[^"]*)"', page)
+    assert more, "no link to list more shipping lines"
+    opened = client.get(more.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert [code for code in dict.fromkeys(re.findall(r'href="/firms/(\w+)"', opened))] == \
+        [f.credit_code for f in firms]
+    assert "more=" not in re.search(r'href="([^"]*)"[^>]*>Show the first', opened).group(1)
+    # An unknown kind is ignored, not an error.
+    assert client.get(base + "&more=nonsense").status_code == 200

@@ -1,6 +1,8 @@
 """Shippers' tools on the public blueprint: compare one fee type across firms, quote a shipment."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import abort, redirect, render_template, request, url_for
 
 from .. import charts
@@ -9,15 +11,19 @@ from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
 from ..i18n import current_language
 from ..services import compare as compare_service
 from ..services import quote as quote_service
-from ..services.quote_rules import SERVICES
+from ..services.quote_rules import SERVICES, categories_for
 from ..services.registry import today
 from .public import bp
 from .util import page_arg
 
-ROWS_PER_PAGE = 100
-#: Firms listed per category on a quote page (the rest are counted), and of those, itemised.
-QUOTE_FIRMS_SHOWN = 50
-QUOTE_FIRMS_ITEMISED = 10
+#: Rows of a comparison page (the CSV, JSON and PDF downloads hold every row).
+ROWS_PER_PAGE = 50
+#: Firms listed per category on a quote page (the rest are counted), and of those, itemised:
+#: the cheapest few are what a shipper reads first (the PDF lists more). One category at a
+#: time can be opened further ("more"), as a page of its own rather than a page of everything.
+QUOTE_FIRMS_SHOWN = 20
+QUOTE_FIRMS_ITEMISED = 5
+QUOTE_FIRMS_MORE = 100
 #: Comparisons and quotes (pages and downloads) one client address may ask for, each together.
 compare_limit = limiter.shared_limit(configured_limit("COMPARE_RATE_LIMIT"), scope="compare")
 quote_limit = limiter.shared_limit(configured_limit("QUOTE_RATE_LIMIT"), scope="quote")
@@ -65,7 +71,8 @@ def compare(code: str):
     rows = comparison.rows if comparison else []
     pages = max(1, -(-comparison.total // ROWS_PER_PAGE)) if comparison else 1
     return render_template("public/compare.html", form=form, fee_type=fee_type, comparison=comparison,
-                           rows=rows, page=page, pages=pages, chart=chart, sort=sort, descending=descending,
+                           rows=rows, page=page, pages=pages, per_page=ROWS_PER_PAGE, chart=chart,
+                           sort=sort, descending=descending,
                            sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked,
                            today=today())
 
@@ -84,9 +91,17 @@ def quote_results():
     form = ShipmentForm(lang, formdata=request.args)
     if not form.validate():
         return render_template("public/quote_form.html", form=form)
-    result = quote_service.quote_shipment(db.session, form.shipment(), on=form.on.data, lang=lang,
-                                          per_category=QUOTE_FIRMS_SHOWN, itemised=QUOTE_FIRMS_ITEMISED)
+    more = request.args.get("more", "")
+    shipment = form.shipment()
+    if more not in categories_for(shipment):
+        more = ""
+    result = quote_service.quote_shipment(db.session, shipment, on=form.on.data, lang=lang,
+                                          per_category=QUOTE_FIRMS_MORE if more else QUOTE_FIRMS_SHOWN,
+                                          itemised=QUOTE_FIRMS_ITEMISED)
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "more"]
     return render_template("public/quote_results.html", form=form, result=result,
-                           edit_url=url_for("public.quote_form") + "?" + request.query_string.decode(),
-                           services=SERVICES, max_firms=QUOTE_FIRMS_SHOWN,
+                           edit_url=url_for("public.quote_form") + "?" + urlencode(args),
+                           more=more, more_url=url_for("public.quote_results") + "?" + urlencode(args + [("more", "")]),
+                           less_url=url_for("public.quote_results") + "?" + urlencode(args),
+                           services=SERVICES, shown=QUOTE_FIRMS_SHOWN, shown_more=QUOTE_FIRMS_MORE,
                            max_itemised=QUOTE_FIRMS_ITEMISED)
