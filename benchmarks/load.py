@@ -24,7 +24,10 @@ common fee types (search_bench's set), fee-type pages, quotes, firm pages, and
 publishes. Publishes go through a few publisher sessions (created with `feereg
 create-user`, each bound to a firm of its own, logged in once): open one of the firm's
 items, change its amount, publish with the form's CSRF token (a 302 is success). A
-client that draws a publish waits for a free session; the wait is not timed.
+client that draws a publish waits for a free session; the wait is not timed. With
+--think-ms each client pauses between requests (exponentially, that mean), as people
+reading pages do; without it the clients ask back to back, which measures how many
+requests the server can take rather than how 50 readers fare.
 
 Printed: per kind and overall, requests, requests/s, p50/p95/p99 and errors (non-2xx/3xx,
 timeouts, connection errors) with a sample of error bodies, and the client's own CPU
@@ -550,8 +553,8 @@ class Run:
                         self.pool.put_nowait(publisher)
                 else:
                     await self._timed(conn, kind, "GET", self._path(kind, rng))
-                if self.think:
-                    await asyncio.sleep(self.think)
+                if self.think:  # a reader's pause, drawn (not fixed) so clients do not march in step
+                    await asyncio.sleep(rng.expovariate(1 / self.think))
         finally:
             await conn.close()
 
@@ -693,7 +696,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument("--max-requests", type=int, default=200_000)
-    parser.add_argument("--think-ms", type=float, default=0.0)
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="mean pause of a client between requests (exponential); 0: closed loop, no pause")
     parser.add_argument("--publishers", type=int, default=3, help="publisher sessions (0: no publishes)")
     parser.add_argument("--queries", type=int, default=240, help="size of search_bench's fixed query set")
     parser.add_argument("--seed", type=int, default=20261123)
