@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale_bench.py [--items 1000000] [--skip-load] [--keep-db]
         [--database-url URL (a registry already loaded: no new database, no demo load)]
         [--backends whoosh,postgres] [--workers 2] [--clients 50] [--duration 60]
+        [--publish-only [--profile FILE]] (with --database-url: only the 20 publishes)
 
 Steps, each timed and printed as it goes, then one table:
 
@@ -163,6 +164,39 @@ def measure_backend(database_url: str, backend: str, search_dir: Path, n_queries
     return figures
 
 
+def measure_publishes(database_url: str, backend: str, search_dir: Path, profile: Path | None = None) -> dict:
+    """Only the publish measurement (--publish-only), optionally under cProfile: the
+    profile of the 20 publishes is written to `profile` and its top entries printed."""
+    from feereg import create_app
+    from feereg.extensions import db
+    from feereg.services import snapshot
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SEARCH_BACKEND": backend,
+                      "SEARCH_DIR": str(search_dir), "SECRET_KEY": "scale-bench"})
+    figures: dict = {}
+    with app.app_context():
+        started = time.perf_counter()
+        snapshot.current(db.session)  # as a worker does at start (the checks may read it)
+        figures["snapshot s"] = time.perf_counter() - started
+        db.session.rollback()
+        profiler = None
+        if profile is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        figures["publish median"], figures["publish max"] = _publishes(db.session)
+        if profiler is not None:
+            import pstats
+
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+        db.session.remove()
+        db.engine.dispose()
+    return figures
+
+
 def _publishes(session) -> tuple[float, float]:
     """Edit an item and publish it, committed with its index update: PUBLISHES of them,
     each of another firm, spread over the registry."""
@@ -212,6 +246,10 @@ def main(argv=None) -> int:
                         help="the search indexes' directory of an earlier run (with --database-url)")
     parser.add_argument("--no-reindex", action="store_true",
                         help="measure the indexes as they are (with --database-url and --index-dir)")
+    parser.add_argument("--publish-only", action="store_true",
+                        help="measure only the publishes (with --database-url): no searches, comparisons, load")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="with --publish-only: cProfile the publishes into this file (per backend suffix)")
     parser.add_argument("--queries", type=int, default=240)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=50)
@@ -221,6 +259,8 @@ def main(argv=None) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if args.no_reindex and not (args.database_url and args.index_dir):
         parser.error("--no-reindex measures an earlier run's registry and indexes: give --database-url and --index-dir")
+    if args.publish_only and not args.database_url:
+        parser.error("--publish-only measures a loaded registry: give --database-url")
 
     print(f"scale benchmark: {args.items:,} items; at start {load_average()}")
     workdir = args.index_dir or Path(tempfile.mkdtemp(prefix=f"feereg-scale-{args.items}-", dir=args.workdir))
@@ -262,14 +302,18 @@ def main(argv=None) -> int:
                 print(f"{backend}: index built in {seconds:.1f} s")
                 results[backend]["index build s"] = seconds
             try:
-                figures = measure_backend(url, backend, workdir / f"search-{backend}", args.queries, args.seed)
+                if args.publish_only:
+                    profile = args.profile and args.profile.with_name(f"{args.profile.name}.{backend}")
+                    figures = measure_publishes(url, backend, workdir / f"search-{backend}", profile)
+                else:
+                    figures = measure_backend(url, backend, workdir / f"search-{backend}", args.queries, args.seed)
             except Exception as exc:  # noqa: BLE001 - one backend's failure is a note, the other still runs
                 notes.append(f"{backend}: measuring failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
                 print(f"{backend}: measuring failed: {exc}")
                 continue
             results[backend].update(figures)
             print(f"{backend}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items()))
-            if not args.skip_load:
+            if not args.skip_load and not args.publish_only:
                 os.environ["FEEREG_SEARCH_BACKEND"] = backend
                 os.environ["FEEREG_SEARCH_DIR"] = str(workdir / f"search-{backend}")
                 os.environ["FEEREG_BULK_DIR"] = str(workdir / "bulk")

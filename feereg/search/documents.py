@@ -88,9 +88,13 @@ class RowBuilder:
         # Sorting by amount ranks in CNY at today's rates; a rate change is picked up by reindex.
         self.rates = rates_on(today, rates_config).rates
         stmt = select(Firm.id, Firm.category)
-        if firm_ids is not None:  # a publish's few firms: every firm's is a scan of the directory
-            stmt = stmt.where(Firm.id.in_(list(firm_ids)))
-        self.categories = dict(conn.execute(stmt).all())
+        if firm_ids is None:
+            self.categories = dict(conn.execute(stmt).all())
+        else:  # a publish's few firms: every firm's is a scan of the directory
+            firm_ids = sorted(set(firm_ids))
+            self.categories = {}
+            for start in range(0, len(firm_ids), 900):  # within every database's parameter limit
+                self.categories.update(conn.execute(stmt.where(Firm.id.in_(firm_ids[start:start + 900]))).all())
         self.texts: dict[str, Text] = {}
 
     def spans(self, versions: list) -> Iterator[ItemRow]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy.engine import Engine
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
 
@@ -112,7 +113,8 @@ class WhooshBackend:
         if not self.exists():
             raise SearchUnavailable(f"no search index in {self.directory}")
         with self.engine.connect() as conn:
-            builder = RowBuilder(conn, self.rates, self.today())
+            # Only these items' firms: every firm's category is a scan of the directory.
+            builder = RowBuilder(conn, self.rates, self.today(), firm_ids=_firms_of(conn, item_ids))
             rows = [row for batch in item_rows(conn, builder, item_ids) for row in batch]
             texts = list(builder.texts.values()) + list(firm_texts(conn, {r.firm_id for r in rows}))
         # Texts first: an item row whose text is missing would be unfindable, a text without
@@ -291,6 +293,21 @@ class WhooshBackend:
 
     def live_item_ids(self) -> set[int]:
         return self.store.live_item_ids(self.today())
+
+
+#: Item ids per IN (...) when looking up their firms: within every database's parameter limit.
+_FIRM_LOOKUP_CHUNK = 900
+
+
+def _firms_of(conn: Connection, item_ids: list[int]) -> set[int]:
+    """The firms of these items (an item never changes firm)."""
+    from ..models import FeeItem
+
+    firms: set[int] = set()
+    for start in range(0, len(item_ids), _FIRM_LOOKUP_CHUNK):
+        chunk = item_ids[start:start + _FIRM_LOOKUP_CHUNK]
+        firms.update(conn.execute(select(FeeItem.firm_id).where(FeeItem.id.in_(chunk)).distinct()).scalars())
+    return firms
 
 
 def _describe(exc: Exception) -> str:

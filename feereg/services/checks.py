@@ -5,7 +5,8 @@ Three ways in, one way out:
 * `on_published` — hooked to every publish and import (hooks.on_publish), inside the
   publishing transaction: the changed items, their firms' other items (DUPLICATE) and
   every peer group a changed item leaves or joins (PEER_OUTLIER: one member's change
-  moves the median for all).
+  moves the median for all; the groups' statistics come from the comparison snapshot,
+  services/peers.py, and only the members at or above the outlier multiple are read).
 * `full_scan` — everything, in one streaming pass over the versions plus one grouped
   pass for peer statistics (`feereg scan`, and after a bulk load such as the demo).
 * `record_policy_notice` — a new cap, official rate or abolition re-checks at once every
@@ -28,15 +29,16 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Iterable
 
+import numpy as np
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from ..models import POLICY_KINDS, FeeItemVersion, FeeType, Firm, FirmPort, Flag, PolicyNotice
 from ..models.types import utcnow
 from . import anomaly_rules as rules
-from . import audit, history, hooks
+from . import audit, history, hooks, peers
 from .anomaly_rules import RULES, Charge, Context, Entry
 from .errors import InvalidInput, PermissionDenied
 from .registry import today
@@ -166,17 +168,6 @@ def _walk(session: Session, *conditions):
 def _walk_items(session: Session, item_ids: Iterable[int]):
     for chunk in _chunks(sorted(set(item_ids))):
         yield from _walk(session, V.item_id.in_(chunk))
-
-
-def _peer_members(session: Session, key: tuple) -> list:
-    """The latest version of every item in one peer family (fee type, unit, size, scope),
-    live ones only: one query per family, each candidate probed for a later version."""
-    fee_type, unit, size, scope = key
-    later = aliased(FeeItemVersion)
-    newer = exists().where(later.item_id == V.item_id, later.seq > V.seq)
-    stmt = select(*_COLUMNS).where(V.fee_type_code == fee_type, V.unit == unit, V.container_size == size,
-                                   V.cargo_scope == scope, V.kind == "publish", ~newer)
-    return list(session.connection().execute(stmt))
 
 
 # --- running the rules ----------------------------------------------------------------------
@@ -333,6 +324,18 @@ def on_published(session: Session, versions: list) -> None:
     """The publish hook: judge the changed items and the peers they affect, in the
     publishing transaction (a failure here fails the publish: flags never drift)."""
     check_items(session, {v.item_id for v in versions})
+    session.info.setdefault(_CHANGED_KEY, set()).update(v.item_id for v in versions)
+
+
+#: session.info key: items published earlier in the open transaction (not committed, so
+#: not in the snapshot the peer statistics start from).
+_CHANGED_KEY = "feereg.checks.changed_items"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_changed(session: Session) -> None:
+    session.info.pop(_CHANGED_KEY, None)
 
 
 def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date | None = None) -> CheckReport:
@@ -349,9 +352,13 @@ def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date 
                 for pair in walked for row in pair if row is not None}
 
     firm_items: list[tuple] = list(_walk(session, V.firm_id.in_(sorted(firm_ids)))) if firm_ids else []
-    members = [row for key in sorted(families) for row in _peer_members(session, key)]
+    # Every item changed in this transaction, as the transaction sees it (the peer
+    # statistics take the others from the committed snapshot).
+    changed = {latest.item_id: latest for latest, _ in walked}
+    earlier = session.info.get(_CHANGED_KEY, set()) - item_ids
+    changed.update((latest.item_id, latest) for latest, _ in _walk_items(session, earlier))
     # Peers need their firm only to know where an item naming no port applies.
-    firms = _firms(session, firm_ids | {row.firm_id for row in members if not row.ports})
+    firms = _firms(session, firm_ids | {row.firm_id for row in changed.values() if not row.ports})
 
     def entry(latest, previous=None) -> Entry:
         category, ports = firms.get(latest.firm_id, ("", ()))
@@ -370,20 +377,112 @@ def check_items(session: Session, item_ids: Iterable[int], actor=None, on: date 
             e = entry(latest)
             duplicates.setdefault(e.duplicate_key, []).append(e)
     findings.extend(_duplicate_findings(duplicates.values(), ctx))
-    findings.extend(_peer_findings([entry(row) for row in members], ctx))
+    peer_findings, members = _peer_check(session, ctx, families, set(changed),
+                                         [entry(row) for row in changed.values() if row.kind == "publish"])
+    findings.extend(peer_findings)
 
     firm_item_ids = {latest.item_id for latest, _ in firm_items}
     latest_versions.update({latest.item_id: latest.id for latest, _ in firm_items})
-    latest_versions.update({row.item_id: row.id for row in members})
+    candidates = _open_flags(session, item_ids=item_ids | firm_item_ids)
+    candidates += _open_peer_flags(session, {key[0] for key in families}, members, item_ids)
+    candidates += _flags_by_fingerprint(session, findings)
+    # Which of the flags' items are peers (and their judged versions): what the scope is
+    # asked about, instead of every member of the families.
+    peer_versions = members({flag.item_id for flag in candidates if flag.item_id is not None})
+    latest_versions.update(peer_versions)
     scope = Scope({code: set(item_ids) for code in SCANNED_RULES}, latest_versions)
     scope.items["DUPLICATE"] = firm_item_ids | item_ids
-    scope.items["PEER_OUTLIER"] = {row.item_id for row in members} | item_ids
-    candidates = _open_flags(session, item_ids=item_ids | firm_item_ids)
-    candidates += _open_flags(session, rule="PEER_OUTLIER", fee_types={key[0] for key in families})
-    candidates += _flags_by_fingerprint(session, findings)
+    scope.items["PEER_OUTLIER"] = set(peer_versions) | item_ids
     _reconcile(session, findings, scope, candidates, actor, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _peer_check(session: Session, ctx: Context, families: set[tuple], changed: set[int], live: list[Entry]):
+    """PEER_OUTLIER findings in these families, and `members(item_ids)`: item id → judged
+    version id of those items that are members. `changed`: the items changed in this
+    transaction, left out of the snapshot's (committed) members; `live`: the entries of
+    those whose newest version is a publish, as the transaction sees them."""
+    snap, withdrawals = peers.current(session)
+    leave_out = np.array(sorted(changed), dtype=np.int64)
+    findings: list[Finding] = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    own_members: dict[int, int] = {}
+    for key in sorted(families):
+        committed = peers.committed_members(snap, withdrawals, key, leave_out)
+        own = [e for e in live if e.peer_key == key]
+        findings.extend(_family_findings(session, ctx, snap, key, committed, own))
+        order = np.argsort(committed.item_id)
+        parts.append((committed.item_id[order], committed.version_id[order]))
+        own_members.update((e.item_id, e.version_id) for e in own)
+
+    def members(item_ids: Iterable[int]) -> dict[int, int]:
+        found = {}
+        item_ids = set(item_ids)
+        wanted = np.array(sorted(item_ids - changed), dtype=np.int64)
+        for items, versions in parts:
+            at = np.minimum(np.searchsorted(items, wanted), max(len(items) - 1, 0))
+            hit = items[at] == wanted if len(items) else np.zeros(len(wanted), bool)
+            found.update(zip(wanted[hit].tolist(), versions[at[hit]].tolist()))
+        found.update((i, v) for i, v in own_members.items() if i in item_ids)
+        return found
+
+    return findings, members
+
+
+def _family_findings(session: Session, ctx: Context, snap, key: tuple, committed: peers.Committed,
+                     own: list[Entry]) -> list[Finding]:
+    """_peer_findings for one family, its committed members as snapshot columns: the
+    same groups (one per port), statistics and candidates, float for float; only the
+    candidates are read from the database and judged as Entries."""
+    amounts = peers.amounts_cny(snap, committed, ctx)
+    counts = peers.port_counts(snap, committed)
+    valid = ~np.isnan(amounts)
+    own_amounts = []
+    for e in own:
+        amount = float(e.amount) if e.currency == "CNY" else _converted(e, ctx)
+        if amount is not None:  # no exchange rate configured: neither judged nor counted
+            own_amounts.append((e, amount))
+    stats: dict[tuple, rules.PeerStats] = {}
+    rows: set[int] = set()
+    candidates: dict[int, tuple[Entry, float]] = {}
+    for port in sorted(set(counts) | {p for e, _ in own_amounts for p in e.port_list}):
+        count = counts.get(port)
+        count = np.zeros(len(amounts), np.int64) if count is None else count * valid
+        extra = [amount for e, amount in own_amounts for p in e.port_list if p == port]
+        group = np.repeat(amounts, count)
+        if extra:
+            group = np.concatenate((group, np.array(extra, dtype=np.float64)))
+        if len(group) <= ctx.peer_min_count:
+            continue
+        ordered = np.sort(group)
+        limit = ctx.peer_ratio * peers.median_sorted(ordered)
+        if not ordered[-1] >= limit:
+            continue
+        stats[key + (port,)] = peers.stats_sorted(ordered)  # the MAD only where someone may be flagged
+        rows.update(np.flatnonzero((count > 0) & (amounts >= limit)).tolist())
+        for e, amount in own_amounts:
+            if port in e.port_list and amount >= limit:
+                candidates[e.item_id] = (e, amount)
+    if rows:
+        version_ids = committed.version_id[sorted(rows)].tolist()
+        read = [row for chunk in _chunks(version_ids) for row in
+                session.connection().execute(select(*_COLUMNS).where(V.id.in_(chunk)))]
+        firms = _firms(session, {row.firm_id for row in read if not row.ports})
+        for row in read:
+            category, ports = firms.get(row.firm_id, ("", ()))
+            e = Entry(row, None, category, ports)
+            amount = float(e.amount) if e.currency == "CNY" else _converted(e, ctx)
+            candidates[e.item_id] = (e, amount)
+    found = []
+    for item_id in sorted(candidates):
+        entry, amount = candidates[item_id]
+        judged = [(port, stats[key + (port,)]) for port in entry.port_list if key + (port,) in stats]
+        evidence = rules.peer_outlier(entry, amount, judged, ctx)
+        if evidence is not None:
+            found.append(Finding("PEER_OUTLIER", entry.firm_id, entry.item_id, entry.version_id,
+                                 f"item:{entry.item_id}", evidence, entry.fee_type_code))
+    return found
 
 
 # --- policy notices -------------------------------------------------------------------------
@@ -510,6 +609,22 @@ def _open_flags(session: Session, item_ids: Iterable[int] | None = None, rule: s
     for chunk in _chunks(sorted(set(item_ids))):
         found.extend(session.scalars(base.where(Flag.item_id.in_(chunk))))
     return found
+
+
+def _open_peer_flags(session: Session, fee_types: set[str], members, item_ids: set[int]) -> list[Flag]:
+    """The open PEER_OUTLIER flags of these fee types that a check of their families can
+    match or resolve: those of the families' members and of the changed items (the
+    others it leaves alone). Their ids first: a fee type's flags can be many."""
+    if not fee_types:
+        return []
+    found = session.execute(select(Flag.id, Flag.item_id).where(
+        Flag.status == "open", Flag.rule == "PEER_OUTLIER", Flag.fee_type_code.in_(sorted(fee_types)))).all()
+    peers_ = members({item_id for _, item_id in found if item_id is not None})
+    wanted = sorted(flag_id for flag_id, item_id in found if item_id in peers_ or item_id in item_ids)
+    flags = []
+    for chunk in _chunks(wanted):
+        flags.extend(session.scalars(select(Flag).where(Flag.id.in_(chunk))))
+    return flags
 
 
 def _flags_by_fingerprint(session: Session, findings: list[Finding]) -> list[Flag]:
