@@ -244,3 +244,32 @@ def test_warm_up_builds_the_snapshot_a_request_then_reuses(session, admin, app):
     built = cache._snapshot
     assert built is not None and len(built.versions) == 1
     assert snapshot.current(session) is built   # nothing new: the same snapshot
+
+
+def test_versions_extended_in_place_never_change_what_an_older_snapshot_sees():
+    """Appends go past the end of shared buffers: an older Versions keeps its rows and its
+    `alive`, and two extensions of one base (a stale snapshot extended again) each get
+    their own rows, never the other's."""
+    import numpy as np
+
+    from feereg.services.snapshot import _ARRAYS, Versions
+
+    def versions(ids):
+        return Versions(**{name: np.array(ids).astype(dtype) for name, dtype in _ARRAYS},
+                        alive=np.ones(len(ids), dtype=bool))
+
+    base = versions(list(range(1, 101))).with_room()
+    first = base.extended(np.array([5]), versions([1001]))
+    second = first.extended(np.array([6]), versions([1002]))
+    assert list(base.id[-1:]) == [100] and base.alive.all() and len(base) == 100
+    assert list(first.id[-1:]) == [1001] and not first.alive[4] and first.alive[5]
+    assert list(second.id[-2:]) == [1001, 1002] and not second.alive[4] and not second.alive[5]
+    # `first` extended again: its own buffer is filled past it, so it gets fresh buffers.
+    other = first.extended(np.array([7]), versions([2002]))
+    assert list(other.id[-2:]) == [1001, 2002] and list(second.id[-2:]) == [1001, 1002]
+    assert other.store is not second.store
+    # Many appends: the buffers grow and keep every row in order.
+    grown = second
+    for n in range(3000):
+        grown = grown.extended(np.array([], dtype=np.int64), versions([5000 + n]))
+    assert list(grown.id[-3000:]) == list(range(5000, 8000)) and len(grown) == 3102
