@@ -104,6 +104,7 @@ def measure_backend(database_url: str, backend: str, search_dir: Path, n_queries
     from feereg.services.compare import compare_fee_type, find_fee_type
     from feereg.services.quote import quote_shipment
     from feereg.services.search import search_fees
+    from feereg.views.public_compare import QUOTE_FIRMS_ITEMISED, QUOTE_FIRMS_SHOWN, ROWS_PER_PAGE
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SEARCH_BACKEND": backend,
                       "SEARCH_DIR": str(search_dir), "SECRET_KEY": "scale-bench"})
@@ -136,15 +137,15 @@ def measure_backend(database_url: str, backend: str, search_dir: Path, n_queries
         figures["search p50 (service)"], figures["search p95 (service)"] = percentile(times, 50), percentile(times, 95)
         figures["queries"] = f"{found}/{len(queries)} found"
 
-        def compare(request):  # as the compare page asks: a page of 100 rows and the chart's sample
+        def compare(request):  # as the compare page asks: a page of rows and the chart's sample
             args = dict(request)
             fee_type = find_fee_type(session, args.pop("fee_type"))
-            result = compare_fee_type(session, fee_type, **args, per_page=100, chart_dots=MAX_DOTS)
+            result = compare_fee_type(session, fee_type, **args, per_page=ROWS_PER_PAGE, chart_dots=MAX_DOTS)
             session.rollback()
             return result.total if result else 0
 
-        def quote(shipment):  # as the quote page asks: 50 firms per category, 10 itemised
-            result = quote_shipment(session, shipment, per_category=50, itemised=10)
+        def quote(shipment):  # as the quote page asks: the first firms of each kind, a few itemised
+            result = quote_shipment(session, shipment, per_category=QUOTE_FIRMS_SHOWN, itemised=QUOTE_FIRMS_ITEMISED)
             session.rollback()
             return len(result.quotes)
 
