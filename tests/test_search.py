@@ -264,3 +264,34 @@ def test_posting_arrays_match_whoosh_own_results_across_segments_and_deletions(t
         writer.delete_by_term("key", f"f:{n}")
     writer.commit(merge=False)
     check()
+
+
+def test_an_amount_change_writes_no_text_and_a_new_name_only_its_own(session, fees, search_backend):
+    """A publish that keeps every text finds the item as before and, on Whoosh, adds no
+    document (no index commit); a new name adds its one text and finds the item by it."""
+    from feereg.models import FeeItem
+
+    backend = get_backend()
+
+    def documents() -> int | None:  # Whoosh's own documents; the PostgreSQL backend keeps rows
+        if search_backend != "whoosh":
+            return None
+        with backend._index().searcher() as searcher:
+            return searcher.doc_count_all()
+
+    yard_user = fees["users"][0]
+    item = session.get(FeeItem, fees["lolo"])
+    values = {name: getattr(item, name) for name in ("fee_type_code", "name_zh", "name_en")}
+    before = documents()
+    registry.update_draft(session, item, {**values, "amount": Decimal("185")}, yard_user, None)
+    registry.publish_item(session, item, yard_user, registry.today())
+    session.commit()
+    assert documents() == before
+    assert {h.item_id for h in find("吊箱", sort="amount").hits} >= {fees["lolo"]}
+    assert ids("吊箱", port="YANTIAN") == {fees["lolo"]}
+    registry.update_draft(session, item, {**values, "amount": Decimal("185"), "name_zh": "港外堆场提箱费"},
+                          yard_user, None)
+    registry.publish_item(session, item, yard_user, registry.today())
+    session.commit()
+    assert documents() == (None if before is None else before + 1)
+    assert fees["lolo"] in ids("港外堆场提箱费")

@@ -183,6 +183,19 @@ class Store:
                          ((t.key, normalise(t.text)) for t in texts))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('texts', ?)", (uuid.uuid4().hex,))
 
+    def stored_texts(self, keys: list[str]) -> dict[str, str]:
+        """The normalised texts the store holds under these keys, read now (not cached)."""
+        found: dict[str, str] = {}
+        conn = self.connect()
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                found.update(conn.execute(f"SELECT key, body FROM text WHERE key IN ({','.join('?' * len(chunk))})",
+                                          chunk))
+        finally:
+            conn.close()
+        return found
+
     def texts(self, keys: list[str]) -> dict[str, str]:
         """The normalised texts of these keys (those the store has).
 

@@ -102,14 +102,15 @@ class WhooshBackend:
             self.pending.add(item_ids)
         owed = self.pending.read()
         try:
-            self._write_items(sorted(set(item_ids) | owed))
+            # After a failed write the index and the store may disagree: every text is written.
+            self._write_items(sorted(set(item_ids) | owed), rewrite_texts=bool(owed))
         except BaseException:
             self.pending.add(item_ids)
             raise
         if owed and not rebuilding:
             self.pending.discard(owed)
 
-    def _write_items(self, item_ids: list[int]) -> None:
+    def _write_items(self, item_ids: list[int], rewrite_texts: bool = True) -> None:
         if not self.exists():
             raise SearchUnavailable(f"no search index in {self.directory}")
         with self.engine.connect() as conn:
@@ -117,19 +118,30 @@ class WhooshBackend:
             builder = RowBuilder(conn, self.rates, self.today(), firm_ids=_firms_of(conn, item_ids))
             rows = [row for batch in item_rows(conn, builder, item_ids) for row in batch]
             texts = list(builder.texts.values()) + list(firm_texts(conn, {r.firm_id for r in rows}))
+        stored = {} if rewrite_texts else self.store.stored_texts([t.key for t in texts])
+        # A text the index already holds, word for word, is not written again: most
+        # publishes change an amount, not a name. The store's text table is written only
+        # after the index commits, so what it holds the index holds. A key it does not hold
+        # is new to the index too and is added without the delete an update costs (an
+        # update opens a reader over every segment: most of a publish at a million items).
+        changed = [t for t in texts if stored.get(t.key) != analysis.normalise(t.text)]
         # Texts first: an item row whose text is missing would be unfindable, a text without
         # items finds nothing.
         with _whoosh_leaks_ignored():
             try:
-                writer = self._index().writer(timeout=self.writer_timeout)
-                try:
-                    for text in texts:
-                        writer.update_document(**_document(text))
-                except BaseException:
-                    writer.cancel()
-                    raise
-                writer.commit()
-                self.store.replace_items(item_ids, rows, texts)
+                if changed:
+                    writer = self._index().writer(timeout=self.writer_timeout)
+                    try:
+                        for text in changed:
+                            if rewrite_texts or text.key in stored:
+                                writer.update_document(**_document(text))
+                            else:
+                                writer.add_document(**_document(text))
+                    except BaseException:
+                        writer.cancel()
+                        raise
+                    writer.commit()
+                self.store.replace_items(item_ids, rows, changed)
             except Exception as exc:  # locked, damaged or unwritable: the same to the caller
                 failure = _describe(exc)
             else:
