@@ -231,8 +231,15 @@ def _peer_findings(members: Iterable[Entry], ctx: Context) -> list[Finding]:
         stats[key] = rules.peer_stats(amounts)  # the MAD only where someone may be flagged
         for amount, entry in above:
             candidates[entry.item_id] = (entry, amount)
+    return _judge_outliers(candidates.values(), stats, ctx)
+
+
+def _judge_outliers(candidates: Iterable[tuple[Entry, float]], stats: dict[tuple, rules.PeerStats],
+                    ctx: Context) -> list[Finding]:
+    """Each candidate (entry, amount in CNY) judged against its ports' groups in `stats`
+    (keyed by peer family + port)."""
     found = []
-    for entry, amount in candidates.values():
+    for entry, amount in candidates:
         family = entry.peer_key
         judged = [(port, stats[family + (port,)]) for port in entry.port_list if family + (port,) in stats]
         evidence = rules.peer_outlier(entry, amount, judged, ctx)
@@ -474,15 +481,7 @@ def _family_findings(session: Session, ctx: Context, snap, key: tuple, committed
             e = Entry(row, None, category, ports)
             amount = float(e.amount) if e.currency == "CNY" else _converted(e, ctx)
             candidates[e.item_id] = (e, amount)
-    found = []
-    for item_id in sorted(candidates):
-        entry, amount = candidates[item_id]
-        judged = [(port, stats[key + (port,)]) for port in entry.port_list if key + (port,) in stats]
-        evidence = rules.peer_outlier(entry, amount, judged, ctx)
-        if evidence is not None:
-            found.append(Finding("PEER_OUTLIER", entry.firm_id, entry.item_id, entry.version_id,
-                                 f"item:{entry.item_id}", evidence, entry.fee_type_code))
-    return found
+    return _judge_outliers((candidates[item_id] for item_id in sorted(candidates)), stats, ctx)
 
 
 # --- policy notices -------------------------------------------------------------------------
