@@ -154,3 +154,34 @@ def test_flags_kept_at_publish_are_the_full_scans(session, seeded):
     session.commit()
     assert report.found["PEER_OUTLIER"] > 0
     assert (report.raised, report.reopened, report.resolved) == (0, 0, 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_flag_raised_meanwhile_by_another_transaction_is_taken_not_inserted_twice(session):
+    """Two publishes committing at once can both find one peer newly out of line: the one
+    that commits second takes the other's flag (it waits on the unique fingerprint, then
+    finds it) instead of failing on the unique index. SQLite has one writer at a time."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from feereg.extensions import db
+    from feereg.models import Flag
+
+    firm = make_firm("shipping_line")
+    session.commit()
+
+    def new_flag() -> Flag:
+        return Flag(rule="PEER_OUTLIER", severity="medium", status="open", firm_id=firm.id,
+                    subject="item:1", fingerprint="PEER_OUTLIER|race|v1", evidence={"ratio": "4.0"})
+
+    first, second = new_flag(), new_flag()
+    with Session(db.engine) as other:  # the other publish, committed first
+        assert len(checks._insert_flags(other, [first], [first])) == 1
+        other.commit()
+        first_id = other.scalar(select(Flag.id).where(Flag.fingerprint == first.fingerprint))
+    result = [second]
+    assert checks._insert_flags(session, [second], result) == []
+    assert [f.id for f in result] == [first_id]
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Flag)) == 1

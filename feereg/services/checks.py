@@ -33,6 +33,7 @@ import numpy as np
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ..models import POLICY_KINDS, FeeItemVersion, FeeType, Firm, FirmPort, Flag, PolicyNotice
@@ -663,7 +664,6 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
                         complaint_id=finding.complaint_id, fee_type_code=finding.fee_type_code,
                         subject=finding.subject, fingerprint=finding.fingerprint, note="",
                         explanation=rules.explanation(finding.rule, finding.evidence), evidence=finding.evidence)
-            session.add(flag)
             by_fingerprint[flag.fingerprint] = flag
             raised.append(flag)
         elif flag.status == "resolved":
@@ -683,7 +683,7 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
             audit.record(session, "flag.resolve", actor, flag, flag.firm_id, rule=flag.rule,
                          reason="the condition no longer holds")
     if raised:
-        session.flush()  # the new flags' ids, for their audit events
+        raised = _insert_flags(session, raised, result)
         for flag in raised:
             audit.record(session, "flag.raise", actor, flag, flag.firm_id, rule=flag.rule,
                          item_id=flag.item_id, version_id=flag.version_id)
@@ -691,6 +691,34 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
     # Flushed here: the checks read through Core statements, which do not autoflush.
     session.flush()
     return result
+
+
+def _insert_flags(session: Session, flags: list[Flag], result: list[Flag]) -> list[Flag]:
+    """Insert new flags; the ones this transaction inserted (with their ids).
+
+    Two publishes committing at once can both find the same peer newly out of line. On
+    PostgreSQL the second insert waits for the first and then does nothing: that flag
+    stands as raised by the other publish, and takes this one's place in `result`. (Not a
+    savepoint: releasing one runs the session's after-commit listeners.) SQLite has one
+    writer at a time, so there is no race to lose."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.add_all(flags)
+        session.flush()
+        return flags
+    inserted = []
+    for flag in flags:
+        values = {column.key: getattr(flag, column.key) for column in Flag.__table__.columns
+                  if getattr(flag, column.key) is not None}
+        flag_id = session.execute(pg_insert(Flag).values(**values)
+                                  .on_conflict_do_nothing(constraint="uq_flag_fingerprint")
+                                  .returning(Flag.id)).scalar()
+        if flag_id is None:
+            stored = session.scalar(select(Flag).where(Flag.fingerprint == flag.fingerprint))
+        else:
+            stored = session.get(Flag, flag_id)
+            inserted.append(stored)
+        result[:] = [stored if f is flag else f for f in result]
+    return inserted
 
 
 def _set_evidence(flag: Flag, finding: Finding) -> None:
