@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feereg.search import get_backend
 from feereg.search.pg_store import PgStore
@@ -96,3 +99,31 @@ def test_phrase_texts_follow_a_renamed_firm_without_reading_every_text(tmp_path)
     texts = store.texts(["f:1"])
     assert texts["f:1"] == "深圳丙货运" and store._fresh == {"f:1"}   # only the asked key read again
     assert store.texts(["f:2"])["f:2"] == "深圳乙物流" and store._fresh == {"f:1", "f:2"}
+
+
+def _column_rows(spec, first_id):
+    """Store rows (item_id, version_id, firm_id, from, until, cny, group columns) from
+    (item_id, cny, group) triples."""
+    return [(item, first_id + n, 1, "2026-01-01", None, cny, group, 0, "THC", "shipping_line", "", "CNY", "fixed")
+            for n, (item, cny, group) in enumerate(spec)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(0, 6), st.integers(0, 3)), min_size=1, max_size=60),
+       st.lists(st.tuples(st.integers(1, 40), st.integers(0, 6), st.integers(0, 5)), max_size=30))
+def test_a_change_places_its_rows_in_the_amount_orders_as_a_full_sort_would(before, changed):
+    """A publish's rows are merged into the base's orders; ties of amount and item (an
+    item published again at the same amount) must fall as the full sort puts them."""
+    from feereg.search.columns import Columns, Groups
+
+    groups = Groups()
+    base = Columns.from_rows(_column_rows(before, 1), groups, "b", 0)
+    grown = Groups()
+    grown.ids, grown.rows = dict(groups.ids), list(groups.rows)
+    dead = np.isin(base.item_id, np.array([item for item, _, _ in changed], dtype=np.int64))
+    merged = Columns.from_rows(_column_rows(changed, 1000), grown, "b", 1, base=base, dead=dead)
+    assert merged.asc.tolist() == np.lexsort((merged.item_id, merged.cny)).tolist()
+    assert merged.desc.tolist() == np.lexsort((merged.item_id, -merged.cny)).tolist()
+    # New groups give new group arrays; none new keeps the base's.
+    assert (merged.garrays is base.garrays) == (len(grown.rows) == len(groups.rows))
+    assert merged.garrays.size == len(grown.rows)

@@ -273,3 +273,31 @@ def test_versions_extended_in_place_never_change_what_an_older_snapshot_sees():
     for n in range(3000):
         grown = grown.extended(np.array([], dtype=np.int64), versions([5000 + n]))
     assert list(grown.id[-3000:]) == list(range(5000, 8000)) and len(grown) == 3102
+
+
+def test_the_firm_name_order_follows_a_rename_and_survives_a_plain_publish(session, admin):
+    """Every publish reads its firm again; the name order is kept only while no name changed."""
+    def by_name(lang):
+        comparison = compare.compare_fee_type(session, "THC", sort="firm", lang=lang)
+        return list(dict.fromkeys(r.firm.id for r in comparison.rows))
+
+    names = (("丙公司", "Charlie Lines"), ("甲公司", "alpha lines"), ("乙公司", ""))
+    made = [make_firm("shipping_line", name_zh=zh, name_en=en) for zh, en in names]
+    for firm in made:
+        thc(firm, admin, 300)
+    session.commit()
+    # English: the English name (any case), else the Chinese one; Chinese: the Chinese name.
+    assert by_name("en") == [made[1].id, made[0].id, made[2].id]
+    zh_order = sorted(made, key=lambda f: f.name_zh.lower())
+    assert by_name("zh") == [f.id for f in zh_order]
+    ranks = snapshot.current(session).firms._ranks
+
+    thc(made[2], admin, 280)  # a publish, no name changed: the order is reused, not sorted again
+    session.commit()
+    assert by_name("en") == [made[1].id, made[0].id, made[2].id]
+    assert snapshot.current(session).firms._ranks["en"] is ranks["en"]
+
+    firms.update_profile(session, made[2], {"name_en": "Aardvark Shipping"}, admin)
+    session.commit()
+    assert by_name("en") == [made[2].id, made[1].id, made[0].id]
+    assert by_name("zh") == [f.id for f in zh_order]

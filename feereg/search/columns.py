@@ -41,6 +41,30 @@ _FACET_ATTRS = {"category": "category", "fee_type": "fee_type", "currency": "cur
                 "pricing_basis": "pricing_basis"}
 #: Page walks read the amount order in slices of this many entries.
 _SLICE = 4096
+#: Up to this many changed rows are placed into the amount orders one by one; more are
+#: sorted with the rest (a bulk import).
+_MERGE_AT_MOST = 512
+
+
+def _merged(order: np.ndarray, key: np.ndarray, item_id: np.ndarray, added: int) -> np.ndarray:
+    """`order` (positions sorted by (key, item_id), ties by position) with the last `added`
+    positions placed where np.lexsort((item_id, key)) would put them."""
+    size = len(key)
+    new = np.arange(size - added, size)
+    new = new[np.lexsort((item_id[new], key[new]))]
+    places = []
+    for position in new.tolist():
+        wanted = (int(key[position]), int(item_id[position]))
+        lo, hi = 0, len(order)
+        while lo < hi:  # after every equal entry: an added row comes after the older ones
+            mid = (lo + hi) // 2
+            at = int(order[mid])
+            if (int(key[at]), int(item_id[at])) <= wanted:
+                lo = mid + 1
+            else:
+                hi = mid
+        places.append(lo)
+    return np.insert(order, np.array(places, dtype=np.int64), new.astype(order.dtype))
 
 
 def _day(value: str | None, cache: dict) -> int:
@@ -146,9 +170,18 @@ class Columns:
                  base.valid_until), arrays)]
             alive = np.concatenate((base.alive & ~dead, alive))
         item_id, version_id, firm_id, gid, cny, vf, vu = arrays
-        asc = np.lexsort((item_id, cny)).astype(np.int32)
-        desc = np.lexsort((item_id, -cny)).astype(np.int32)
-        return cls(item_id, version_id, firm_id, gid, cny, vf, vu, alive, groups, groups.arrays(), asc, desc,
+        added = len(item_id) - (len(base.item_id) if base is not None else 0)
+        if base is not None and added <= _MERGE_AT_MOST:
+            # A publish adds a handful of rows: placing them in the orders costs microseconds,
+            # sorting a million rows again ~150 ms in every process that follows the change.
+            asc = _merged(base.asc, cny, item_id, added)
+            desc = _merged(base.desc, -cny, item_id, added)
+        else:
+            asc = np.lexsort((item_id, cny)).astype(np.int32)
+            desc = np.lexsort((item_id, -cny)).astype(np.int32)
+        same_groups = base is not None and len(groups.rows) == len(base.groups.rows)
+        garrays = base.garrays if same_groups else groups.arrays()
+        return cls(item_id, version_id, firm_id, gid, cny, vf, vu, alive, groups, garrays, asc, desc,
                    build, seq)
 
     # --- per day -------------------------------------------------------------------
