@@ -301,3 +301,61 @@ def test_the_firm_name_order_follows_a_rename_and_survives_a_plain_publish(sessi
     session.commit()
     assert by_name("en") == [made[2].id, made[1].id, made[0].id]
     assert by_name("zh") == [f.id for f in zh_order]
+
+
+def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(session, admin):
+    """A shipment's figures are reused on later snapshots, recomputing only the firms that
+    changed: after every kind of change the ranking must be what ranking afresh gives."""
+    from feereg.models import FeeItem
+    from feereg.services import quote_rank, quote_rules
+
+    rng = random.Random(20261125)
+    _random_registry(rng, admin)
+    session.commit()
+    shipments = [Shipment("YANTIAN", "export", {"20": 2, "40HQ": 1}, bills=2),
+                 Shipment("YANTIAN", "import", {"40": 1}, storage_days=12),
+                 Shipment("SHEKOU", "import", {"40HQ": 3}, storage_days=7)]
+    table = rates.rates_on(registry.today())
+
+    def both(shipment):
+        snap = snapshot.current(session)
+        expected = {c: quote_rules.expected_fees(c, shipment) for c in quote_rules.categories_for(shipment)}
+        args = (snap, shipment, registry.today(), table, expected, 3)
+        reused, fresh = quote_rank.rank_firms(*args), quote_rank.rank_firms(*args, reuse=False)
+        return (reused.counts, reused.positions.tolist()), (fresh.counts, fresh.positions.tolist())
+
+    def change(step):
+        firm = rng.choice(sorted({i.firm for i in session.query(FeeItem).all()}, key=lambda f: f.id))
+        items = session.query(FeeItem).filter_by(firm_id=firm.id, status="published").all()
+        kind = step % 6
+        if kind == 0 and items:  # a new amount, in force now
+            item = rng.choice(items)
+            item.amount = D(str(rng.choice((1, 45, 250, 999))))
+            registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
+        elif kind == 1 and items:
+            registry.withdraw_item(session, rng.choice(items), admin, registry.today())
+        elif kind == 2:
+            firms.set_status(session, firm, "suspended" if firm.status == "active" else "active", "audit", admin)
+        elif kind == 3:
+            firms.update_profile(session, firm, {"ports": rng.choice((["YANTIAN"], ["SHEKOU"], ["YANTIAN", "SHEKOU"]))},
+                                 admin)
+        elif kind == 4:  # a firm new to the registry, cheap enough to lead
+            newcomer = make_firm(rng.choice(("shipping_line", "offport_yard")), name_zh=f"新来{step}")
+            for code, unit in (("THC", "per_container"), ("DOC", "per_bl"), ("LOLO", "per_container")):
+                publish(newcomer, admin, effective_from=days(-2), fee_type=code, name_zh="", name_en="", unit=unit,
+                        container_size="", amount="1", ports="")
+        elif items:  # a change effective later: nothing moves today
+            item = rng.choice(items)
+            item.amount = D("0.5")
+            registry.publish_item(session, item, admin, days(5))
+        session.commit()
+
+    for shipment in shipments:  # figures held for every shipment
+        reused, fresh = both(shipment)
+        assert reused == fresh
+    for step in range(18):
+        change(step)
+        for shipment in shipments:
+            reused, fresh = both(shipment)
+            assert reused == fresh, (step, shipment)
+    assert any(counts for counts, _ in (both(s)[1] for s in shipments))

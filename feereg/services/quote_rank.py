@@ -16,6 +16,8 @@ rounding, so the page is exactly what ranking every firm in Python gives.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -37,17 +39,61 @@ class Ranking:
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
+@dataclass
+class FirmScores:
+    """What ranking needs of each candidate firm, and the rows that price them. A firm's
+    figures depend on its own rows and details only, which is what lets them be reused."""
+
+    #: Per firm: id, category code, float total, its rounding bound, incomplete?
+    firms: np.ndarray
+    category: np.ndarray
+    score: np.ndarray
+    slack: np.ndarray
+    incomplete: np.ndarray
+    #: The candidate rows (snapshot positions) and the firm of each.
+    rows: np.ndarray
+    row_firm: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "FirmScores":
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none.astype(np.int16), none.astype(float), none.astype(float), none.astype(bool), none,
+                   none)
+
+    def replacing(self, firms: np.ndarray, fresh: "FirmScores") -> "FirmScores":
+        """These scores with those of `firms` (a bool per firm id, every id of these scores
+        included) taken from `fresh`."""
+        keep, keep_rows = ~firms[self.firms], ~firms[self.row_firm]
+        return FirmScores(*(np.concatenate((getattr(self, name)[keep], getattr(fresh, name)))
+                            for name in ("firms", "category", "score", "slack", "incomplete")),
+                          np.concatenate((self.rows[keep_rows], fresh.rows)),
+                          np.concatenate((self.row_firm[keep_rows], fresh.row_firm)))
+
+
 def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
-               expected: dict[str, list[rules.Expect]], per_category: int) -> Ranking:
-    """Every firm that could serve the shipment, ranked per category; see the module's docstring."""
-    vocab, v = snap.vocab, snap.versions
+               expected: dict[str, list[rules.Expect]], per_category: int, reuse: bool = True) -> Ranking:
+    """Every firm that could serve the shipment, ranked per category; see the module's docstring.
+
+    reuse: start from the figures of the same shipment on an older snapshot of this
+    process, computing again only the firms changed since (the same ranking, cheaper)."""
     categories = [c for c, found in expected.items() if found]
+    if reuse:
+        scores = _reused_scores(snap, shipment, on, table, expected, categories)
+    else:
+        scores = firm_scores(snap, shipment, on, table, expected, categories)
+    return _select(snap, scores, categories, per_category)
+
+
+def firm_scores(snap: Snapshot, shipment: rules.Shipment, on: date, table, expected: dict[str, list[rules.Expect]],
+                categories: list[str], only: np.ndarray | None = None) -> FirmScores:
+    """The figures of every candidate firm, or of the firms `only` marks (a bool per firm id)."""
+    vocab, v = snap.vocab, snap.versions
     fee_types = sorted({e.fee_type for c in categories for e in expected[c]})
     rows = snap.rows(on, fee_types=fee_types, categories=categories, port=shipment.port, active_only=True,
                      firm_serves_port=True, directions=("", shipment.direction), trades=("", shipment.trade),
-                     scopes=("", shipment.cargo_scope))
+                     scopes=("", shipment.cargo_scope), firms=only)
     if not len(rows):
-        return Ranking()
+        return FirmScores.empty()
     firm = v.firm_id[rows]
     category = snap.firms.category[firm]
     fee_type = v.fee_type[rows]
@@ -70,7 +116,7 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     keep = wanted[category, fee_type]
     rows, firm, category, fee_type = rows[keep], firm[keep], category[keep], fee_type[keep]
     if not len(rows):
-        return Ranking()
+        return FirmScores.empty()
 
     cny_cents, converted = snap.cny_cents(rows, table)
     rate = _rates(snap, rows, table)
@@ -106,7 +152,7 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     r = np.concatenate(slot_rows)
     slot = np.concatenate(slot_index)
     if not len(r):
-        return Ranking()
+        return FirmScores.empty()
 
     # choose(): per (group, slot) the most specific, then the dearer in CNY (none and 0
     # lowest, as there), then the newer id. Sorted by (group, slot, specificity) packed in
@@ -164,7 +210,14 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
                                minlength=len(firms))
     firm_category = snap.firms.category[firms]
     incomplete = firm_unconverted | (firm_covered < required_count[firm_category])
+    return FirmScores(firms, firm_category, score, firm_slack, incomplete, rows, firm)
 
+
+def _select(snap: Snapshot, scores: FirmScores, categories: list[str], per_category: int) -> Ranking:
+    """Per category the firm count, and the rows of the firms that can be on the page."""
+    vocab = snap.vocab
+    firms, firm_category, score = scores.firms, scores.category, scores.score
+    firm_slack, incomplete = scores.slack, scores.incomplete
     ranking = Ranking()
     shown = []
     for c in categories:
@@ -187,8 +240,57 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     if shown:
         on_page = np.zeros(len(snap.firms.known), dtype=bool)
         on_page[np.concatenate(shown)] = True
-        ranking.positions = rows[on_page[firm]]
+        ranking.positions = np.sort(scores.rows[on_page[scores.row_firm]])
     return ranking
+
+
+# --- reuse across snapshots -----------------------------------------------------------------
+
+#: Shipments whose figures a process keeps (a few MB each at a million items).
+REUSED_AT_MOST = 32
+_reused: "OrderedDict[tuple, tuple]" = OrderedDict()
+_reused_lock = threading.Lock()
+
+
+def _reuse_key(shipment: rules.Shipment, on: date, table, expected: dict) -> tuple:
+    return (shipment.port, shipment.direction, tuple(sorted(shipment.containers.items())), shipment.bills,
+            shipment.storage_days, tuple(sorted(shipment.services)), shipment.cargo_scope, shipment.trade, on,
+            table.effective_from, tuple(sorted(table.rates.items())),
+            tuple((c, tuple(found)) for c, found in sorted(expected.items())))
+
+
+def _reused_scores(snap: Snapshot, shipment, on, table, expected, categories) -> FirmScores:
+    """A publish changes a firm or two; the figures of the tens of thousands of others
+    that a shipment's ranking needs (~100 ms to compute at a million items) stay as they
+    were on the snapshot they were computed on."""
+    key = _reuse_key(shipment, on, table, expected)
+    with _reused_lock:
+        held = _reused.get(key)
+        if held is not None:
+            _reused.move_to_end(key)
+    changed = None
+    if held is not None:
+        lineage, generation, scores = held
+        if lineage is snap.lineage and generation <= snap.generation:
+            changed = snap.lineage.changed_since(generation, snap.generation)
+    if changed is None:
+        scores = firm_scores(snap, shipment, on, table, expected, categories)
+    elif changed:
+        marked = np.zeros(len(snap.firms.known), dtype=bool)
+        marked[[f for f in changed if f < len(marked)]] = True
+        fresh = firm_scores(snap, shipment, on, table, expected, categories, only=marked)
+        scores = scores.replacing(marked, fresh)
+    with _reused_lock:
+        _reused[key] = (snap.lineage, snap.generation, scores)
+        _reused.move_to_end(key)
+        while len(_reused) > REUSED_AT_MOST:
+            _reused.popitem(last=False)
+    return scores
+
+
+def forget_reused() -> None:
+    with _reused_lock:
+        _reused.clear()
 
 
 def _rates(snap: Snapshot, rows: np.ndarray, table) -> np.ndarray:

@@ -309,21 +309,61 @@ class Position:
     version_count: int = 0
 
 
+class Lineage:
+    """The snapshots refreshed from one build, numbered, with the firms each refresh
+    touched: what lets a result computed per firm on an older snapshot be brought up to
+    date by computing again only the firms that changed (quote_rank)."""
+
+    #: Refreshes remembered; a result older than that is computed afresh.
+    KEPT = 512
+
+    def __init__(self):
+        self._changes: dict[int, frozenset | None] = {}
+        self._lock = threading.Lock()
+
+    def record(self, generation: int, firms: frozenset | None) -> None:
+        with self._lock:
+            self._changes[generation] = firms
+            for old in [g for g in self._changes if g <= generation - self.KEPT]:
+                del self._changes[old]
+
+    def changed_since(self, older: int, newer: int) -> set[int] | None:
+        """The firms whose versions or details changed from generation `older` to `newer`,
+        or None when that is not known (too old, or a change of every firm's rows)."""
+        found: set[int] = set()
+        with self._lock:
+            for generation in range(older + 1, newer + 1):
+                firms = self._changes.get(generation)
+                if firms is None:
+                    return None
+                found |= firms
+        return found
+
+
 @dataclass
 class Snapshot:
     versions: Versions
     firms: Firms
     vocab: Vocabularies
     position: Position
+    lineage: Lineage = field(default_factory=Lineage)
+    generation: int = 0
     _in_force: tuple | None = None
     _grouped: tuple | None = None
 
+    def firms_changed_since(self, older: "Snapshot") -> set[int] | None:
+        """The firms whose rows or details differ between `older` and this snapshot (same
+        positions for every other firm's rows), or None when that cannot be said."""
+        if older.lineage is not self.lineage or older.generation > self.generation:
+            return None
+        return self.lineage.changed_since(older.generation, self.generation)
+
     def rows(self, on: date, fee_types=None, units=None, sizes=None, scopes=None, trades=None, directions=None,
              categories=None, port: str | None = None, active_only: bool = False,
-             firm_serves_port: bool = False) -> np.ndarray:
+             firm_serves_port: bool = False, firms: np.ndarray | None = None) -> np.ndarray:
         """Positions of the versions in force on `on` meeting every condition given; each
         condition is the set of texts allowed for that column. `port`: the version names
-        the port, or names none and its firm serves it."""
+        the port, or names none and its firm serves it. `firms`: a bool per firm id."""
         v, vocab = self.versions, self.vocab
         if fee_types is None:
             rows = np.flatnonzero(self.in_force(on))
@@ -331,6 +371,8 @@ class Snapshot:
             grouped, starts = self._by_fee_type(on)
             codes = sorted(c for c in map(vocab.fee_type.find, set(fee_types)) if c >= 0)
             rows = np.concatenate([grouped[starts[c]:starts[c + 1]] for c in codes] or [grouped[:0]])
+        if firms is not None:  # the few firms asked for, before the columns are looked at
+            rows = rows[firms[v.firm_id[rows]]]
         keep = np.ones(len(rows), dtype=bool)
         for values, column, vocabulary in ((units, v.unit, vocab.unit), (sizes, v.size, vocab.size),
                                            (scopes, v.scope, vocab.scope), (trades, v.trade, vocab.trade),
@@ -538,26 +580,35 @@ def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | No
     vocab = snapshot.vocab.copy()
     versions, firms = snapshot.versions, snapshot.firms
     moved = replace(position)
+    changed = {e.firm_id for e in firm_events} | {r.firm_id for r in new_versions}
+    # Which firms differ from the old snapshot; None: every firm may (a bulk change of firms,
+    # or dropped rows moving every position).
+    touched = None if None in changed else frozenset(changed)
     if new_versions:
         items = sorted({r.item_id for r in new_versions})
         rows = []
         for start in range(0, len(items), _CHUNK):
             chunk = items[start:start + _CHUNK]
             rows += conn.execute(select(*_COLUMNS).where(_V.kind == "publish", _V.item_id.in_(chunk))).all()
-        versions = versions.extended(np.array(items, dtype=np.int64), Versions.from_rows(rows, vocab))
+        added = Versions.from_rows(rows, vocab)
+        before = len(versions)
+        versions = versions.extended(np.array(items, dtype=np.int64), added)
+        if len(versions) != before + len(added):
+            touched = None
         _advance(moved, "version", [r.id for r in new_versions], now)
         moved.version_count += len(new_versions)
         moved.version_hash = conn.scalar(select(_V.hash).where(_V.id == moved.version_id))
     # The firms of new versions are read again too: cheap, and a firm changed without an
     # audited action (a script, a restore) is then current wherever it publishes.
-    changed = {e.firm_id for e in firm_events} | {r.firm_id for r in new_versions}
     if None in changed:  # a bulk change of firms
         firms = _read_firms(conn, Firms.empty(), None, vocab)
     elif changed:
         firms = _read_firms(conn, firms, sorted(changed), vocab)
     if events:
         _advance(moved, "audit", [e.id for e in events], now)
-    return Snapshot(versions, firms, vocab, moved)
+    generation = snapshot.generation + 1
+    snapshot.lineage.record(generation, touched)
+    return Snapshot(versions, firms, vocab, moved, snapshot.lineage, generation)
 
 
 def _advance(position: Position, table: str, ids: list[int], now: float) -> None:
