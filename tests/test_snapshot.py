@@ -238,11 +238,13 @@ def test_replaced_rows_are_dropped_once_they_are_many(session, admin):
 def test_warm_up_builds_the_snapshot_a_request_then_reuses(session, admin, app):
     thc(make_firm("shipping_line"), admin, 300)
     session.commit()
-    snapshot.warm_in_background(app).join(timeout=30)
+    seen = []
+    snapshot.warm_in_background(app, then=lambda: seen.append(snapshot._caches[db.engine]._snapshot)).join(timeout=30)
     engine = db.engine
     cache = snapshot._caches[engine]
     built = cache._snapshot
     assert built is not None and len(built.versions) == 1
+    assert seen == [built]  # what comes next (the search columns) runs after the build, once
     assert snapshot.current(session) is built   # nothing new: the same snapshot
 
 

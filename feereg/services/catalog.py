@@ -75,6 +75,11 @@ class Match:
     how: str
 
 
+def fee_types_by_code(session: Session) -> dict[str, FeeType]:
+    """The catalog's types by code, without the name index (a page that only shows names)."""
+    return {ft.code: ft for ft in session.scalars(select(FeeType))}
+
+
 class CatalogIndex:
     """Maps names, aliases and codes to catalog types; built once per request or import."""
 

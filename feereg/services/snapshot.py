@@ -365,14 +365,16 @@ class Snapshot:
         condition is the set of texts allowed for that column. `port`: the version names
         the port, or names none and its firm serves it. `firms`: a bool per firm id."""
         v, vocab = self.versions, self.vocab
-        if fee_types is None:
+        if firms is not None:  # a few firms: narrower than any fee type
+            rows = np.flatnonzero(self.in_force(on) & firms[v.firm_id])
+            if fee_types is not None:
+                rows = rows[vocab.fee_type.table(fee_types)[v.fee_type[rows]]]
+        elif fee_types is None:
             rows = np.flatnonzero(self.in_force(on))
         else:  # the narrowest condition first, from the day's rows grouped by fee type
             grouped, starts = self._by_fee_type(on)
             codes = sorted(c for c in map(vocab.fee_type.find, set(fee_types)) if c >= 0)
             rows = np.concatenate([grouped[starts[c]:starts[c + 1]] for c in codes] or [grouped[:0]])
-        if firms is not None:  # the few firms asked for, before the columns are looked at
-            rows = rows[firms[v.firm_id[rows]]]
         keep = np.ones(len(rows), dtype=bool)
         for values, column, vocabulary in ((units, v.unit, vocab.unit), (sizes, v.size, vocab.size),
                                            (scopes, v.scope, vocab.scope), (trades, v.trade, vocab.trade),
@@ -662,10 +664,11 @@ def _read_firms(conn: Connection, firms: Firms, ids: list[int] | None, vocab: Vo
     return firms
 
 
-def warm_in_background(app) -> threading.Thread:
+def warm_in_background(app, then=None) -> threading.Thread:
     """Build the snapshot in a thread as a server process starts, so the first comparison
     does not wait for it (seconds at a million versions); a request that comes earlier
-    waits on the same build rather than starting its own."""
+    waits on the same build rather than starting its own. `then`: called next, in the
+    same application context."""
 
     def build():
         from ..extensions import db
@@ -674,6 +677,8 @@ def warm_in_background(app) -> threading.Thread:
             with app.app_context():
                 current(db.session)
                 db.session.remove()
+                if then is not None:
+                    then()
         except Exception:  # the database may not be migrated yet: the first request builds it
             logging.getLogger(__name__).exception("snapshot warm-up failed")
 

@@ -9,7 +9,7 @@ from ..extensions import configured_limit, db, limiter
 from ..forms.search import SearchForm
 from ..search import FACETS
 from ..services import search as search_service
-from ..services.catalog import CatalogIndex
+from ..services.catalog import fee_types_by_code
 from .public import bp
 from .util import page_arg
 
@@ -26,14 +26,14 @@ search_limit = limiter.shared_limit(configured_limit("SEARCH_RATE_LIMIT"), scope
 @search_limit
 def search():
     form = SearchForm(request.args)
-    catalog = CatalogIndex.load(db.session)
-    filters = search_service.clean_filters(request.args, set(catalog.types))
+    fee_types = fee_types_by_code(db.session)
+    filters = search_service.clean_filters(request.args, set(fee_types))
     page = min(page_arg(), MAX_PAGE)
     result = None
     if "q" in request.args:  # an empty box submitted gets the message saying what to type
         result = search_service.search_fees(db.session, form.q.data, filters, form.sort.data or "relevance",
                                             page, PER_PAGE)
-    body = render_template("public/search.html", form=form, result=result, catalog=catalog,
+    body = render_template("public/search.html", form=form, result=result, fee_types=fee_types,
                            facets=FACETS, search_url=_search_url)
     if result is not None and result.unavailable:  # the index's fault, not the query's: retry later
         return body, 503, {"Retry-After": "60"}
