@@ -27,10 +27,10 @@ def _load_search_and_settle() -> None:
     some request. Freed objects are still freed by reference counting."""
     from .extensions import db
     from .search import get_backend
-    from .search.query import parse
+    from .search.query import ParsedQuery
 
-    try:
-        get_backend(app).search(parse(""), {}, "relevance", 1, 1)
+    try:  # a query of no terms: nothing to match, the columns loaded all the same
+        get_backend(app).search(ParsedQuery([]), {}, "relevance", 1, 1)
     except Exception:  # the index may be missing: the search page says so
         logging.getLogger(__name__).warning("search warm-up failed", exc_info=True)
     finally:
