@@ -270,3 +270,14 @@ def test_production_settings_missing_stop_gunicorn_before_any_worker(tmp_path):
     assert done.returncode != 0
     assert "FEEREG_SECRET_KEY is not set" in done.stderr and "FEEREG_DATABASE_URL is not set" in done.stderr
     assert "Booting worker" not in done.stderr
+
+
+def test_threaded_workers_are_refused_before_any_worker(tmp_path):
+    # gthread workers crashed under load (README); the server says so rather than start them.
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "FEEREG_THREADS": "4",
+           "FEEREG_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}", "FEEREG_BIND": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:feereg.gunicorn_conf"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "FEEREG_THREADS=4: threads per worker are not supported" in done.stderr
+    assert "Booting worker" not in done.stderr
