@@ -13,8 +13,10 @@ production (under a prefix of this run's own). Every
 FEEREG_*_RATE_LIMIT is raised to 1000000 per minute: all clients come from 127.0.0.1,
 one address, and would otherwise measure the limiter's refusals (the limits are still
 counted, in Redis, on every request). It waits for /healthz, then warms every worker
-(each builds its comparison snapshot in a thread as it starts, and loads the search
-columns on its first search) until two rounds of requests in a row are all fast.
+(each builds its comparison snapshot and loads its search columns in a thread as it
+starts) until two rounds of requests in a row are all fast, then asks every planned quote
+and comparison twice per worker, as a server up for a while has seen them (--cold: not;
+the first quote of each shipment in each worker then computes its figures afresh).
 
 Then C closed-loop clients (asyncio, raw HTTP/1.1 over keep-alive connections, which
 gunicorn's sync workers close after each response) run for T seconds or until the
@@ -569,7 +571,7 @@ class Run:
 
 
 async def warm_up(host: str, port: int, plan: Plan, workers: int, limit_s: float,
-                  server: "Server | None") -> tuple[float, list[str]]:
+                  server: "Server | None", cold: bool = False) -> tuple[float, list[str]]:
     """Rounds of concurrent requests of every read kind until two rounds in a row are all
     fast and fine: each worker has then built its snapshot and loaded its search columns.
     A request that fails meanwhile (a worker killed by gunicorn's timeout while it builds)
@@ -610,7 +612,24 @@ async def warm_up(host: str, port: int, plan: Plan, workers: int, limit_s: float
             # failed round leaves the new workers longer alone.
             failed_rounds += 1
             await asyncio.sleep(WARM_BACKOFF_S * failed_rounds)
+    if not cold:
+        await _ask_every_quote_and_comparison(host, port, plan, workers)
     return time.perf_counter() - started, failures
+
+
+async def _ask_every_quote_and_comparison(host: str, port: int, plan: Plan, workers: int) -> None:
+    """Each planned quote and comparison, asked twice per worker (the workers take requests
+    as they come, so most see each once at least): a worker that has served for a while
+    holds its per-shipment quote figures, which its first quote of a shipment computes
+    (~0.1-0.2 s at a million items; --cold measures that minute after a start)."""
+    paths = (plan.quotes + plan.compares + plan.fee_types) * (2 * max(1, workers))
+    batch = 2 * max(1, workers)
+    for start in range(0, len(paths), batch):
+        conns = [Connection(host, port) for _ in paths[start:start + batch]]
+        await asyncio.gather(*(c.request("GET", p) for c, p in zip(conns, paths[start:start + batch])),
+                             return_exceptions=True)
+        for conn in conns:
+            await conn.close()
 
 
 async def wait_healthy(host: str, port: int, server: Server | None, limit_s: float) -> None:
@@ -702,6 +721,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=240, help="size of search_bench's fixed query set")
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--warmup-limit", type=float, default=900.0, help="seconds")
+    parser.add_argument("--cold", action="store_true",
+                        help="time the workers' first quotes and comparisons too (no asking them in the warm-up)")
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("give --database-url or set FEEREG_DATABASE_URL (the registry the server reads)")
@@ -747,7 +768,7 @@ def run_load(args) -> tuple[Summary, dict]:
 async def _drive(args, plan: Plan, host: str, port: int, server: Server | None):
     started = time.perf_counter()
     await wait_healthy(host, port, server, 120)
-    warm, failures = await warm_up(host, port, plan, args.workers, args.warmup_limit, server)
+    warm, failures = await warm_up(host, port, plan, args.workers, args.warmup_limit, server, cold=args.cold)
     for publisher in plan.publishers:
         await log_in(host, port, publisher)
     print(f"ready: healthy, {len(plan.publishers)} publishers logged in, workers warm "
