@@ -148,6 +148,7 @@ def test_compare_page_shows_rows_stats_chart_and_links(client, session, admin):
     assert f'href="/firms/{cheap.credit_code}"' in page and f'href="/items/{cheap_item.id}"' in page
     assert "<svg" in page and 'class="median"' in page and "<desc" in page
     assert 'class="dot marked"' in page
+    assert "便宜船公司: 400.00 CNY" in page and "昂贵船公司: 900.00 CNY" in page  # the dots' titles
     assert "650.00" in page  # the median of 400 and 900
     assert "中位数" in page and "与其他企业比较" not in page  # Chinese by default
     assert " style=" not in page and "<script" not in page
@@ -156,6 +157,7 @@ def test_compare_page_shows_rows_stats_chart_and_links(client, session, admin):
     names = re.findall(r"Test Logistics \d+", by_firm[by_firm.index("<table"):])
     assert names == sorted(names, reverse=True) and len(names) >= 2
     assert 'aria-sort="descending"' in by_firm
+    assert f"{cheap.name_en}: 400.00 CNY" in by_firm  # a dot's title in English names the firm in English
 
 
 def test_compare_page_bad_input_is_an_error_not_a_crash(client, session):

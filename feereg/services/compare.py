@@ -39,6 +39,20 @@ class CompareRow:
         return self.version.item_id
 
 
+@dataclass(frozen=True)
+class ChartPoint:
+    """A dot of the comparison's chart: read off the snapshot, as a page of rows is not (a
+    chart of 200 dots read 200 versions and firms from the database per request)."""
+
+    item_id: int
+    firm_name_zh: str
+    firm_name_en: str
+    amount_cny: Decimal
+
+    def firm_name(self, locale: str) -> str:
+        return self.firm_name_en if locale.startswith("en") and self.firm_name_en else self.firm_name_zh
+
+
 @dataclass
 class Stats:
     count: int
@@ -66,7 +80,7 @@ class Comparison:
     currencies: list[str] = field(default_factory=list)
     #: Converted rows, lowest CNY amount first: all of them, or an even sample by rank
     #: (with the marked item's rows) when there are more than the chart asked for.
-    chart_rows: list[CompareRow] = field(default_factory=list)
+    chart_rows: list[ChartPoint] = field(default_factory=list)
     chart_sampled: bool = False
 
     @property
@@ -215,19 +229,23 @@ def compare_fee_type(session: Session, fee_type, unit: str | None = None, size: 
         ascending = ascending[np.argsort(cny[ascending], kind="stable")]
         marked = v.item_id[rows] == (marked_item if marked_item is not None else -1)
         charted, sampled = _chart_sample(ascending, marked, chart_dots)
-    wanted = np.unique(np.concatenate((shown, charted))).astype(np.int64)
-    fetched = rows_by_version_id(session, [int(i) for i in v.id[rows[wanted]]])
+    fetched = rows_by_version_id(session, [int(i) for i in v.id[rows[shown]]])
 
     def row_at(position) -> CompareRow:
         version, firm = fetched[int(v.id[rows[position]])]
         amount = Decimal(int(cny[position])).scaleb(-2) if converted[position] else None
         return CompareRow(version, firm, amount)
 
+    def point_at(position) -> ChartPoint:  # charted rows are all converted
+        firm_id = int(v.firm_id[rows[position]])
+        return ChartPoint(int(v.item_id[rows[position]]), snap.firms.names_zh[firm_id], snap.firms.names_en[firm_id],
+                          Decimal(int(cny[position])).scaleb(-2))
+
     return Comparison(
         fee_type, on, [row_at(p) for p in shown], summarise_cents(by_amount), table, mix,
         total=len(rows), firm_count=int(np.count_nonzero(firms)),
         currencies=sorted(vocab.currency.texts[c] for c in np.flatnonzero(np.bincount(v.currency[rows]))),
-        chart_rows=[row_at(p) for p in charted], chart_sampled=sampled,
+        chart_rows=[point_at(p) for p in charted], chart_sampled=sampled,
     )
 
 

@@ -65,8 +65,8 @@ def compare(code: str):
         comparison = compare_service.compare_fee_type(
             db.session, fee_type, sort=sort, descending=descending, lang=lang, page=page, per_page=ROWS_PER_PAGE,
             chart_dots=charts.MAX_DOTS, marked_item=marked, **form.filters())
-        points = [(row.amount_cny, f"{row.firm.display_name(lang)}: {row.amount_cny:,.2f} CNY",
-                   row.item_id == marked) for row in comparison.chart_rows]
+        points = [(point.amount_cny, f"{point.firm_name(lang)}: {point.amount_cny:,.2f} CNY",
+                   point.item_id == marked) for point in comparison.chart_rows]
         chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
     rows = comparison.rows if comparison else []
     pages = max(1, -(-comparison.total // ROWS_PER_PAGE)) if comparison else 1
