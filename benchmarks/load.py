@@ -613,23 +613,29 @@ async def warm_up(host: str, port: int, plan: Plan, workers: int, limit_s: float
             failed_rounds += 1
             await asyncio.sleep(WARM_BACKOFF_S * failed_rounds)
     if not cold:
-        await _ask_every_quote_and_comparison(host, port, plan, workers)
+        failures += await _ask_every_quote_and_comparison(host, port, plan, workers, limit_s)
     return time.perf_counter() - started, failures
 
 
-async def _ask_every_quote_and_comparison(host: str, port: int, plan: Plan, workers: int) -> None:
-    """Each planned quote and comparison, asked twice per worker (the workers take requests
-    as they come, so most see each once at least): a worker that has served for a while
-    holds its per-shipment quote figures, which its first quote of a shipment computes
-    (~0.1-0.2 s at a million items; --cold measures that minute after a start)."""
+async def _ask_every_quote_and_comparison(host: str, port: int, plan: Plan, workers: int,
+                                          limit_s: float) -> list[str]:
+    """Each planned quote, comparison and fee-type page, asked twice per worker (the
+    workers take requests as they come, so most see each once at least): a worker that has
+    served for a while holds its per-shipment quote figures, which its first quote of a
+    shipment computes (~0.1-0.2 s at a million items; --cold measures that minute after a
+    start). Returns what failed, as warm_up does."""
     paths = (plan.quotes + plan.compares + plan.fee_types) * (2 * max(1, workers))
-    batch = 2 * max(1, workers)
+    batch, failures = 2 * max(1, workers), []
     for start in range(0, len(paths), batch):
-        conns = [Connection(host, port) for _ in paths[start:start + batch]]
-        await asyncio.gather(*(c.request("GET", p) for c, p in zip(conns, paths[start:start + batch])),
-                             return_exceptions=True)
+        part = paths[start:start + batch]
+        conns = [Connection(host, port) for _ in part]
+        answers = await asyncio.gather(*(asyncio.wait_for(c.request("GET", p), limit_s) for c, p in zip(conns, part)),
+                                       return_exceptions=True)
         for conn in conns:
             await conn.close()
+        failures += [f"{p}: {a!r}" if isinstance(a, BaseException) else f"{p}: {a.status}"
+                     for p, a in zip(part, answers) if isinstance(a, BaseException) or a.status >= 400]
+    return failures
 
 
 async def wait_healthy(host: str, port: int, server: Server | None, limit_s: float) -> None:

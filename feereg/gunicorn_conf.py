@@ -100,12 +100,12 @@ def on_starting(server):
     except config.ConfigError as exc:
         server.log.error("%s", exc)
         sys.exit(1)
-    if threads > 1:
+    if server.cfg.threads > 1:  # FEEREG_THREADS, --threads or GUNICORN_CMD_ARGS alike
         # Measured, not assumed: at a million items under the load benchmark, gthread
         # workers died of segmentation faults (in the garbage collector, with either psycopg
         # implementation); sync workers never did. Until that is found, processes scale it.
-        server.log.error("FEEREG_THREADS=%d: threads per worker are not supported (gthread workers crashed "
-                         "under load); leave it at 1 and set FEEREG_WORKERS instead", threads)
+        server.log.error("%d threads per worker (FEEREG_THREADS, --threads): not supported (gthread workers crashed "
+                         "under load); leave it at 1 and set FEEREG_WORKERS instead", server.cfg.threads)
         sys.exit(1)
     if workers > 1 and not settings.get("REDIS_URL"):
         server.log.warning("%d workers without FEEREG_REDIS_URL: each worker counts rate limits on its own, "

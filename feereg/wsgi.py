@@ -24,7 +24,8 @@ def _load_search_and_settle() -> None:
     """Load the search columns too, then take what was loaded out of the garbage
     collector's sight: hundreds of thousands of long-lived objects (at a million items)
     that every full collection would walk again, a pause of 150-250 ms in the middle of
-    some request. Freed objects are still freed by reference counting."""
+    some request. Freed objects are still freed by reference counting; a cycle among the
+    objects of a request in flight at that moment is kept for good (a few kilobytes, once)."""
     from .extensions import db
     from .search import get_backend
     from .search.query import ParsedQuery

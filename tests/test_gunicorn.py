@@ -279,5 +279,10 @@ def test_threaded_workers_are_refused_before_any_worker(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:feereg.gunicorn_conf"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
-    assert "FEEREG_THREADS=4: threads per worker are not supported" in done.stderr
+    assert "4 threads per worker (FEEREG_THREADS, --threads): not supported" in done.stderr
     assert "Booting worker" not in done.stderr
+    # gunicorn's own option turns sync workers into gthread ones just the same.
+    del env["FEEREG_THREADS"]
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:feereg.gunicorn_conf", "--threads", "2"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "2 threads per worker (FEEREG_THREADS, --threads): not supported" in done.stderr

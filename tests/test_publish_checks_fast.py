@@ -177,11 +177,15 @@ def test_a_flag_raised_meanwhile_by_another_transaction_is_taken_not_inserted_tw
 
     first, second = new_flag(), new_flag()
     with Session(db.engine) as other:  # the other publish, committed first
-        assert len(checks._insert_flags(other, [first], [first])) == 1
+        stored, taken = checks._insert_flags(other, [first])
+        assert taken == set() and stored[id(first)].id is not None
         other.commit()
         first_id = other.scalar(select(Flag.id).where(Flag.fingerprint == first.fingerprint))
-    result = [second]
-    assert checks._insert_flags(session, [second], result) == []
-    assert [f.id for f in result] == [first_id]
+    # This one raises that flag and one of its own, in one batch.
+    own = new_flag()
+    own.fingerprint, own.subject = "PEER_OUTLIER|race|v2", "item:2"
+    stored, taken = checks._insert_flags(session, [own, second])
+    assert taken == {second.fingerprint}
+    assert stored[id(second)].id == first_id and stored[id(own)].id not in (None, first_id)
     session.commit()
-    assert session.scalar(select(func.count()).select_from(Flag)) == 1
+    assert session.scalar(select(func.count()).select_from(Flag)) == 2

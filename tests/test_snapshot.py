@@ -305,11 +305,21 @@ def test_the_firm_name_order_follows_a_rename_and_survives_a_plain_publish(sessi
     assert by_name("zh") == [f.id for f in zh_order]
 
 
-def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(session, admin):
+def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(session, admin, monkeypatch):
     """A shipment's figures are reused on later snapshots, recomputing only the firms that
     changed: after every kind of change the ranking must be what ranking afresh gives."""
     from feereg.models import FeeItem
     from feereg.services import quote_rank, quote_rules
+
+    partial = []  # how many firms each firm-by-firm update recomputed
+    whole = quote_rank.firm_scores
+
+    def spy(*args, only=None, **kw):
+        if only is not None:
+            partial.append(int(only.sum()))
+        return whole(*args, only=only, **kw)
+
+    monkeypatch.setattr(quote_rank, "firm_scores", spy)
 
     rng = random.Random(20261125)
     _random_registry(rng, admin)
@@ -361,3 +371,5 @@ def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(se
             reused, fresh = both(shipment)
             assert reused == fresh, (step, shipment)
     assert any(counts for counts, _ in (both(s)[1] for s in shipments))
+    # The updates took the firm-by-firm path, for a firm or two each, not a full recompute.
+    assert len(partial) >= 20 and max(partial) <= 2

@@ -172,8 +172,8 @@ class Columns:
         item_id, version_id, firm_id, gid, cny, vf, vu = arrays
         added = len(item_id) - (len(base.item_id) if base is not None else 0)
         if base is not None and added <= _MERGE_AT_MOST:
-            # A publish adds a handful of rows: placing them in the orders costs microseconds,
-            # sorting a million rows again ~150 ms in every process that follows the change.
+            # A publish adds a handful of rows: placing them costs a copy of each order (a
+            # millisecond or two), sorting a million rows again ~150 ms, in every process.
             asc = _merged(base.asc, cny, item_id, added)
             desc = _merged(base.desc, -cny, item_id, added)
         else:

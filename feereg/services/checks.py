@@ -683,7 +683,10 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
             audit.record(session, "flag.resolve", actor, flag, flag.firm_id, rule=flag.rule,
                          reason="the condition no longer holds")
     if raised:
-        raised = _insert_flags(session, raised, result)
+        stored, taken = _insert_flags(session, raised)
+        result = [stored.get(id(flag), flag) for flag in result]
+        # A flag another transaction raised meanwhile is that one's to audit and count.
+        raised = [stored[id(flag)] for flag in raised if flag.fingerprint not in taken]
         for flag in raised:
             audit.record(session, "flag.raise", actor, flag, flag.firm_id, rule=flag.rule,
                          item_id=flag.item_id, version_id=flag.version_id)
@@ -693,32 +696,30 @@ def _reconcile(session: Session, findings: list[Finding], scope: Scope, candidat
     return result
 
 
-def _insert_flags(session: Session, flags: list[Flag], result: list[Flag]) -> list[Flag]:
-    """Insert new flags; the ones this transaction inserted (with their ids).
+def _insert_flags(session: Session, flags: list[Flag]) -> tuple[dict[int, Flag], set[str]]:
+    """Insert new flags: per flag given (by id()) the flag as stored, and the fingerprints
+    of those another transaction had raised meanwhile.
 
     Two publishes committing at once can both find the same peer newly out of line. On
     PostgreSQL the second insert waits for the first and then does nothing: that flag
-    stands as raised by the other publish, and takes this one's place in `result`. (Not a
-    savepoint: releasing one runs the session's after-commit listeners.) SQLite has one
-    writer at a time, so there is no race to lose."""
+    stands as raised by the other publish, and is the one returned. Rows go in by
+    fingerprint, so two transactions wait on each other's rows in one order, never in a
+    cycle. (Not a savepoint: releasing one runs the session's after-commit listeners.)
+    SQLite has one writer at a time, so there is no race to lose."""
     if session.get_bind().dialect.name != "postgresql":
         session.add_all(flags)
         session.flush()
-        return flags
-    inserted = []
-    for flag in flags:
-        values = {column.key: getattr(flag, column.key) for column in Flag.__table__.columns
-                  if getattr(flag, column.key) is not None}
-        flag_id = session.execute(pg_insert(Flag).values(**values)
-                                  .on_conflict_do_nothing(constraint="uq_flag_fingerprint")
-                                  .returning(Flag.id)).scalar()
-        if flag_id is None:
-            stored = session.scalar(select(Flag).where(Flag.fingerprint == flag.fingerprint))
-        else:
-            stored = session.get(Flag, flag_id)
-            inserted.append(stored)
-        result[:] = [stored if f is flag else f for f in result]
-    return inserted
+        return {id(flag): flag for flag in flags}, set()
+    ordered = sorted(flags, key=lambda flag: flag.fingerprint)
+    rows = [{column.key: getattr(flag, column.key) for column in Flag.__table__.columns
+             if getattr(flag, column.key) is not None} for flag in ordered]
+    stored = {flag.fingerprint: flag for flag in session.scalars(
+        pg_insert(Flag).on_conflict_do_nothing(constraint="uq_flag_fingerprint").returning(Flag), rows)}
+    taken = [flag.fingerprint for flag in ordered if flag.fingerprint not in stored]
+    for start in range(0, len(taken), 500):
+        stored.update((flag.fingerprint, flag) for flag in session.scalars(
+            select(Flag).where(Flag.fingerprint.in_(taken[start:start + 500]))))
+    return {id(flag): stored[flag.fingerprint] for flag in flags}, set(taken)
 
 
 def _set_evidence(flag: Flag, finding: Finding) -> None:

@@ -78,7 +78,7 @@ class Comparison:
     total: int = 0
     firm_count: int = 0
     currencies: list[str] = field(default_factory=list)
-    #: Converted rows, lowest CNY amount first: all of them, or an even sample by rank
+    #: Dots of the converted rows, lowest CNY amount first: all of them, or an even sample by rank
     #: (with the marked item's rows) when there are more than the chart asked for.
     chart_rows: list[ChartPoint] = field(default_factory=list)
     chart_sampled: bool = False

@@ -288,10 +288,6 @@ def _reused_scores(snap: Snapshot, shipment, on, table, expected, categories) ->
     return scores
 
 
-def forget_reused() -> None:
-    with _reused_lock:
-        _reused.clear()
-
 
 def _rates(snap: Snapshot, rows: np.ndarray, table) -> np.ndarray:
     """The rate to CNY per row as a float, NaN where none is configured."""

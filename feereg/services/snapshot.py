@@ -351,13 +351,6 @@ class Snapshot:
     _in_force: tuple | None = None
     _grouped: tuple | None = None
 
-    def firms_changed_since(self, older: "Snapshot") -> set[int] | None:
-        """The firms whose rows or details differ between `older` and this snapshot (same
-        positions for every other firm's rows), or None when that cannot be said."""
-        if older.lineage is not self.lineage or older.generation > self.generation:
-            return None
-        return self.lineage.changed_since(older.generation, self.generation)
-
     def rows(self, on: date, fee_types=None, units=None, sizes=None, scopes=None, trades=None, directions=None,
              categories=None, port: str | None = None, active_only: bool = False,
              firm_serves_port: bool = False, firms: np.ndarray | None = None) -> np.ndarray:
