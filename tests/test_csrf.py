@@ -14,32 +14,21 @@ from types import SimpleNamespace
 import pytest
 from flask import url_for
 
-from feereg import create_app
-from feereg.extensions import csrf, db
+from feereg.extensions import csrf
 
-from .conftest import IsolatedClient, _empty_tables, _test_config, csrf_token, login
-from .test_route_matrix import ROLES, TABLE, add_jobs, build_world, fingerprint
+from .conftest import csrf_token, login
+from .test_route_matrix import ROLES, TABLE, fingerprint, world_site
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @pytest.fixture(scope="module")
 def site(migrated, tmp_path_factory):
-    instance = tmp_path_factory.mktemp("csrf")
-    app = create_app({**_test_config(migrated, instance), "JOBS_RUN_IN_WEB": False, "JOBS_DIR": str(instance / "jobs")})
-    app.test_client_class = IsolatedClient
-    with app.app_context():
-        try:
-            world = build_world(db.session)
-            add_jobs(app, db.session, world)
-            clients = {role: app.test_client() for role in ROLES}
-            for role, email in world.emails.items():
-                login(clients[role], email)
-            yield SimpleNamespace(app=app, world=world, clients=clients)
-        finally:
-            db.session.remove()
-            _empty_tables()
-            db.engine.dispose()
+    with world_site(migrated, tmp_path_factory, "csrf") as (app, world):
+        clients = {role: app.test_client() for role in ROLES}
+        for role, email in world.emails.items():
+            login(clients[role], email)
+        yield SimpleNamespace(app=app, world=world, clients=clients)
 
 
 def _write_rules(app):

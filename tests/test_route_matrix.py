@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -466,20 +467,28 @@ class Walk:
         return self
 
 
-@pytest.fixture(scope="module")
-def walk(migrated, tmp_path_factory):
-    instance = tmp_path_factory.mktemp("matrix")
+@contextmanager
+def world_site(migrated, tmp_path_factory, name: str):
+    """An application holding the world of every role (jobs kept out of its threads), in
+    its context; emptied afterwards."""
+    instance = tmp_path_factory.mktemp(name)
     app = create_app({**_test_config(migrated, instance), "JOBS_RUN_IN_WEB": False, "JOBS_DIR": str(instance / "jobs")})
     app.test_client_class = IsolatedClient
     with app.app_context():
         try:
             world = build_world(db.session)
             add_jobs(app, db.session, world)
-            yield Walk(app, world).run()
+            yield app, world
         finally:
             db.session.remove()
             _empty_tables()
             db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def walk(migrated, tmp_path_factory):
+    with world_site(migrated, tmp_path_factory, "matrix") as (app, world):
+        yield Walk(app, world).run()
 
 
 # --- the tests ------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ load into a fresh, otherwise unused registry.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Callable
 
 from flask_babel import lazy_gettext as _l
@@ -35,7 +34,7 @@ from sqlalchemy.orm import Session
 from .. import codes, credit_code
 from ..models import PUBLISHED_FIELDS
 from ..models.types import utcnow
-from ..services import audit, firms as firm_service, history, hooks, registry
+from ..services import audit, firms as firm_service, hooks, registry
 from ..services.errors import InvalidInput, PermissionDenied
 from ..services.registry import PastItem
 
@@ -102,7 +101,10 @@ class CopyWriter(ServiceWriter):
         codes_by_id = {firm_id: values["credit_code"] for firm_id, values in zip(firm_ids, rows)}
         item_ids = self._reserve("fee_item", len(items))
         item_rows = [_item_row(item_id, entry) for item_id, entry in zip(item_ids, items)]
-        version_rows, heads = _version_rows(items, item_ids, codes_by_id, getattr(self.actor, "id", None))
+        # Every firm here starts with an empty chain.
+        version_rows, heads = registry.chained_version_rows(
+            items, item_ids, {firm_id: (0, "", code) for firm_id, code in codes_by_id.items()},
+            getattr(self.actor, "id", None))
         version_ids = self._reserve("fee_item_version", len(version_rows))
         for version_id, row in zip(version_ids, version_rows):
             row["id"] = version_id
@@ -179,27 +181,3 @@ def _item_row(item_id: int, entry: PastItem) -> dict:
     return {"id": item_id, "firm_id": entry.firm_id, **{name: last.values[name] for name in PUBLISHED_FIELDS},
             "status": "withdrawn" if last.kind == "withdraw" else "published", "has_draft": False,
             "created_at": first.published_at, "updated_at": last.published_at, "lock_version": 1}
-
-
-def _version_rows(items: list[PastItem], item_ids: list[int], codes_by_id: dict[int, str], actor_id):
-    """Each firm's versions in publishing order, chained and hashed as registry.load_history
-    does for firms that start with an empty chain."""
-    by_firm: dict[int, list] = {}
-    for item_id, entry in zip(item_ids, items):
-        by_firm.setdefault(entry.firm_id, []).extend((item_id, v) for v in entry.versions)
-    version_rows, heads = [], {}
-    for firm_id, pending in by_firm.items():
-        code = codes_by_id[firm_id]
-        seq, prev_hash = 0, ""
-        pending.sort(key=lambda pair: pair[1].published_at)  # stable: an item's own order holds
-        for item_id, past in pending:
-            seq += 1
-            row = {name: past.values[name] for name in PUBLISHED_FIELDS}
-            row.update(item_id=item_id, firm_id=firm_id, seq=seq, kind=past.kind,
-                       effective_from=past.effective_from, published_at=past.published_at,
-                       published_by_id=actor_id, reason=past.reason, prev_hash=prev_hash)
-            row["hash"] = prev_hash = history.compute_hash(SimpleNamespace(**row), code)
-            version_rows.append(row)
-        heads[firm_id] = (seq, prev_hash)
-    registry.link_superseded_rows(version_rows)
-    return version_rows, heads

@@ -165,6 +165,15 @@ def firm_texts(conn: Connection, firm_ids: Iterable[int] | None = None) -> Itera
         yield Text("f", str(firm_id), f"{zh}\n{en}\n{code}", False)
 
 
+def every_text(conn: Connection, builder: RowBuilder) -> dict[str, Text]:
+    """What a rebuild indexes besides the items, by key: the texts `builder` collected from
+    every item, the catalog's, ports' and categories', and every firm's name."""
+    texts = dict(builder.texts)
+    texts.update((t.key, t) for t in fixed_texts(conn))
+    texts.update((t.key, t) for t in firm_texts(conn))
+    return texts
+
+
 def fixed_texts(conn: Connection) -> Iterator[Text]:
     """The catalog's types (code, names, aliases: the synonyms), ports and categories."""
     for code, zh, en, aliases in conn.execute(

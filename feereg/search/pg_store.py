@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from . import pg_firms, pg_tokens
 from .base import FACETS, Hit, SearchUnavailable
 from .columns import _GROUP_COLUMNS, Columns, Groups
-from .documents import KIND_WEIGHTS, ItemRow, RowBuilder, Text, firm_texts, fixed_texts, item_rows
+from .documents import KIND_WEIGHTS, ItemRow, RowBuilder, Text, every_text, firm_texts, item_rows
 from .query import Term
 
 #: pg_advisory_xact_lock key: item writes share it, a rebuild holds it alone.
@@ -176,7 +176,6 @@ def rebuild(conn: Connection, rates_config, today: date, progress: Callable[[int
         conn.execute(text(f"DELETE FROM search.{table}"))
     raw = conn.connection.driver_connection
     count = 0
-    texts: dict[str, Text] = {}
     builder = RowBuilder(conn, rates_config, today)
     span_copy = f"COPY search.span ({', '.join(_SPAN_COLUMNS)}) FROM STDIN"
     for batch in item_rows(conn, builder):
@@ -186,9 +185,7 @@ def rebuild(conn: Connection, rates_config, today: date, progress: Callable[[int
         count += len(batch)
         if progress:
             progress(len(batch))
-    texts.update(builder.texts)
-    texts.update((t.key, t) for t in fixed_texts(conn))
-    texts.update((t.key, t) for t in firm_texts(conn))
+    texts = every_text(conn, builder)
     with raw.cursor() as cursor, cursor.copy(
             "COPY search.text (kind, ref, num, body, tokens, verify) FROM STDIN") as copy:
         for t in texts.values():

@@ -27,7 +27,7 @@ from whoosh.fields import ID, TEXT, Schema
 
 from . import analysis, postings
 from .base import SearchResult, SearchUnavailable
-from .documents import RowBuilder, Text, firm_texts, fixed_texts, item_rows
+from .documents import RowBuilder, Text, every_text, firm_texts, item_rows
 from .query import ParsedQuery
 from .store import PendingItems, Store
 
@@ -200,7 +200,6 @@ class WhooshBackend:
         store = Store(target)
         conn = store.create()
         count = 0
-        texts: dict[str, Text] = {}
         with self.engine.connect() as db:
             builder = RowBuilder(db, self.rates, self.today())
             conn.execute("BEGIN")
@@ -209,9 +208,7 @@ class WhooshBackend:
                 count += len(batch)
                 if progress:
                     progress(len(batch))
-            texts.update(builder.texts)
-            texts.update((t.key, t) for t in fixed_texts(db))
-            texts.update((t.key, t) for t in firm_texts(db))
+            texts = every_text(db, builder)
             store.write_texts(conn, texts.values())
             conn.execute("COMMIT")
             store.finish_bulk(conn)

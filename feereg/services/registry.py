@@ -212,27 +212,11 @@ def load_history(session: Session, items: list[PastItem], actor) -> int:
     item_ids = session.scalars(
         insert(FeeItem).returning(FeeItem.id, sort_by_parameter_order=True), item_rows).all()
 
-    by_firm: dict[int, list[tuple[int, PastVersion]]] = {}
-    for item_id, entry in zip(item_ids, items):
-        by_firm.setdefault(entry.firm_id, []).extend((item_id, v) for v in entry.versions)
-    version_rows, heads = [], []
-    actor_id = getattr(actor, "id", None)
-    for firm_id, pending in by_firm.items():
-        firm = firms[firm_id]
-        seq, prev_hash = firm.chain_seq, firm.chain_head or ""
-        pending.sort(key=lambda pair: pair[1].published_at)  # stable: an item's own order holds
-        for item_id, past in pending:
-            seq += 1
-            row = {name: past.values[name] for name in PUBLISHED_FIELDS}
-            row.update(item_id=item_id, firm_id=firm_id, seq=seq, kind=past.kind,
-                       effective_from=past.effective_from, published_at=past.published_at,
-                       published_by_id=actor_id, reason=past.reason, prev_hash=prev_hash)
-            row["hash"] = prev_hash = history.compute_hash(SimpleNamespace(**row), firm.credit_code)
-            version_rows.append(row)
-        heads.append({"id": firm_id, "chain_seq": seq, "chain_head": prev_hash})
-    link_superseded_rows(version_rows)
+    chains = {firm_id: (firm.chain_seq, firm.chain_head or "", firm.credit_code) for firm_id, firm in firms.items()}
+    version_rows, heads = chained_version_rows(items, item_ids, chains, getattr(actor, "id", None))
     session.execute(insert(FeeItemVersion), version_rows)
-    session.execute(update(Firm), heads)
+    session.execute(update(Firm), [{"id": firm_id, "chain_seq": seq, "chain_head": head}
+                                   for firm_id, (seq, head) in heads.items()])
     audit.record(session, "items.load_history", actor, None, None, items=len(items),
                  versions=len(version_rows), firms=len(heads))
     hooks.bulk_loaded(session)
@@ -304,6 +288,31 @@ def _link_superseded(session: Session, version: FeeItemVersion) -> None:
     for row in open_rows:
         if row.effective_from <= on:
             row.superseded_from = on
+
+
+def chained_version_rows(items: list[PastItem], item_ids: list[int], chains: dict[int, tuple[int, str, str]],
+                         actor_id: int | None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+    """The version rows of past items (`item_ids` their ids, in order), each firm's in
+    publishing order, chained on from `chains` (firm id → chain seq, head, credit code) and
+    hashed; with each firm's new chain seq and head."""
+    by_firm: dict[int, list[tuple[int, PastVersion]]] = {}
+    for item_id, entry in zip(item_ids, items):
+        by_firm.setdefault(entry.firm_id, []).extend((item_id, v) for v in entry.versions)
+    version_rows, heads = [], {}
+    for firm_id, pending in by_firm.items():
+        seq, prev_hash, code = chains[firm_id]
+        pending.sort(key=lambda pair: pair[1].published_at)  # stable: an item's own order holds
+        for item_id, past in pending:
+            seq += 1
+            row = {name: past.values[name] for name in PUBLISHED_FIELDS}
+            row.update(item_id=item_id, firm_id=firm_id, seq=seq, kind=past.kind,
+                       effective_from=past.effective_from, published_at=past.published_at,
+                       published_by_id=actor_id, reason=past.reason, prev_hash=prev_hash)
+            row["hash"] = prev_hash = history.compute_hash(SimpleNamespace(**row), code)
+            version_rows.append(row)
+        heads[firm_id] = (seq, prev_hash)
+    link_superseded_rows(version_rows)
+    return version_rows, heads
 
 
 def link_superseded_rows(rows: list[dict]) -> None:

@@ -17,6 +17,7 @@ from ..models import Job
 from ..services import bulk_download, imports, jobs
 from ..services import job_kinds  # noqa: F401  (registers the kinds of long work)
 from ..web import role_required
+from .publisher import discard_upload
 
 bp = Blueprint("jobs", __name__)
 
@@ -149,10 +150,7 @@ def import_preview(job_id: int):
     form = ImportConfirmForm()
     if form.validate_on_submit():
         if form.discard.data:
-            imports.finish_pending(pending, "discarded")
-            db.session.commit()
-            flash(_("The upload was discarded; nothing was imported."), "info")
-            return redirect(url_for("publisher.import_upload"))
+            return discard_upload(pending)
         if preview["ok"] and form.fingerprint.data == preview["fingerprint"]:
             apply = jobs.enqueue(db.session, "import.apply", current_user, {
                 "token": pending.token, "effective_from": preview["effective_from"],

@@ -169,6 +169,14 @@ def _preview_key(token: str, effective: str) -> str:
     return f"import.preview:{token}:{hashlib.sha256(effective.encode()).hexdigest()[:12]}"
 
 
+def discard_upload(pending):
+    """Drop an upload waiting for confirmation (this preview, or a big import's checked by a job)."""
+    imports.finish_pending(pending, "discarded")
+    db.session.commit()
+    flash(_("The upload was discarded; nothing was imported."), "info")
+    return redirect(url_for("publisher.import_upload"))
+
+
 @bp.route("/import/<token>", methods=["GET", "POST"])
 def import_preview(token: str):
     pending = imports.get_pending(db.session, token, current_user) or abort(404)
@@ -184,10 +192,7 @@ def import_preview(token: str):
         return redirect(url_for("jobs.show", job_id=job_id))
     if form.validate_on_submit():
         if form.discard.data:
-            imports.finish_pending(pending, "discarded")
-            db.session.commit()
-            flash(_("The upload was discarded; nothing was imported."), "info")
-            return redirect(url_for("publisher.import_upload"))
+            return discard_upload(pending)
         preview = imports.preview_pending(db.session, pending, current_user, form.effective_from.data)
         if preview.fingerprint() != form.fingerprint.data:
             flash(_("Your schedule changed since this preview; check the new preview before publishing."), "error")
