@@ -233,3 +233,22 @@ def test_a_failed_postgres_load_leaves_the_schema_as_it_was(fresh_postgres, tmp_
         assert history.verify_all(db.session)[1] == []
         db.session.remove()
         db.engine.dispose()
+
+
+def test_postgres_copy_load_hashes_with_the_credit_code_as_stored(fresh_postgres, tmp_path, monkeypatch):
+    # A code given in lower case is stored normalised; the chain must be hashed with that,
+    # or `feereg verify` finds every version of the firm tampered with.
+    from feereg.demo import generator
+
+    made = generator.credit_code.make
+    monkeypatch.setattr(generator.credit_code, "make", lambda prefix: made(prefix).lower())
+    app = _fresh_app(fresh_postgres, tmp_path)
+    with app.app_context():
+        generate(db.session, firms=6, items=30, seed=5)
+        db.session.commit()
+        codes = db.session.scalars(select(Firm.credit_code)).all()
+        assert codes and all(code == code.upper() for code in codes)
+        verified = app.test_cli_runner().invoke(args=["verify"])
+        assert verified.exit_code == 0 and f"{len(codes)} firm chains intact" in verified.output, verified.output
+        db.session.remove()
+        db.engine.dispose()

@@ -98,7 +98,8 @@ class CopyWriter(ServiceWriter):
     def write(self, rows: list[dict], items: list[PastItem], phase: Callable[[str], None]) -> int:
         phase("hashes")
         firm_ids = self._firm_ids
-        codes_by_id = {firm_id: values["credit_code"] for firm_id, values in zip(firm_ids, rows)}
+        # As stored (normalised): `feereg verify` hashes with the stored code.
+        codes_by_id = {firm_id: credit_code.validate(values["credit_code"]) for firm_id, values in zip(firm_ids, rows)}
         item_ids = self._reserve("fee_item", len(items))
         item_rows = [_item_row(item_id, entry) for item_id, entry in zip(item_ids, items)]
         # Every firm here starts with an empty chain.
