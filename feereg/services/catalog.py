@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..codes import split_list
 from ..models import FeeType
+from . import audit
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "data" / "fee_catalog.csv"
 
@@ -62,6 +63,8 @@ def load_catalog(session: Session, path: Path = CATALOG_FILE) -> tuple[int, int]
             for key, value in values.items():
                 setattr(fee_type, key, value)
             updated += 1
+    if added or updated:  # comparisons and quotes kept in memory show the names: see snapshot.CATALOG_ACTIONS
+        audit.record(session, "catalog.load", added=added, updated=updated)
     session.flush()
     return added, updated
 

@@ -174,6 +174,12 @@ def _show_versions(session: Session, quotes: list[FirmQuote]) -> None:
             entry.version = rows[entry.version.id][0]
 
 
+def fee_types_read(shipment: Shipment) -> frozenset[str]:
+    """The fee types whose versions a quote of `shipment` reads: a change to any other
+    leaves the quote as it was (result_cache)."""
+    return frozenset(e.fee_type for c in rules.categories_for(shipment) for e in rules.expected_fees(c, shipment))
+
+
 def quote_shipment(session: Session, shipment: Shipment, on: date | None = None, lang: str = "zh",
                    rates_config=None, per_category: int = PER_CATEGORY, itemised: int | None = None) -> QuoteResult:
     """Quote `shipment` against every firm that could serve it, as published on `on`: per
@@ -188,7 +194,7 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     table = rates_service.rates_on(on, rates_config)
     categories = rules.categories_for(shipment)
     expected = {c: rules.expected_fees(c, shipment) for c in categories}
-    fee_types = sorted({e.fee_type for found in expected.values() for e in found})
+    fee_types = sorted(fee_types_read(shipment))
     versions_by_firm: dict[FirmRef, list] = defaultdict(list)
     counts: dict[str, int] = {}
     if categories and fee_types:

@@ -41,7 +41,7 @@ from decimal import Decimal
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import BigInteger, String, and_, cast, func, literal_column, or_, select, union_all
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,9 @@ COUNT_CHECK_EVERY = 60
 #: Audited actions that change what the snapshot holds of a firm.
 FIRM_ACTIONS = ("firm.register", "firm.create", "firm.update", "firm.suspend", "firm.reinstate",
                 "firms.load", "import.firms")
+#: Audited actions after which no result read off the snapshot may be kept (result_cache):
+#: fee type names and rules changed.
+CATALOG_ACTIONS = ("catalog.load",)
 #: validity end of a version not superseded: after every real day.
 OPEN = np.iinfo(np.int32).max
 _CHUNK = 500
@@ -310,34 +313,45 @@ class Position:
 
 
 class Lineage:
-    """The snapshots refreshed from one build, numbered, with the firms each refresh
-    touched: what lets a result computed per firm on an older snapshot be brought up to
-    date by computing again only the firms that changed (quote_rank)."""
+    """The snapshots refreshed from one build, numbered, with what each refresh touched:
+    the firms (what lets a result computed per firm on an older snapshot be brought up to
+    date by computing again only the firms that changed: quote_rank), and the fee types
+    (what lets a result read off a few fee types be kept while none of them changed:
+    result_cache)."""
 
     #: Refreshes remembered; a result older than that is computed afresh.
     KEPT = 512
 
     def __init__(self):
-        self._changes: dict[int, frozenset | None] = {}
+        #: generation → (firms, fee types); None where not known.
+        self._changes: dict[int, tuple[frozenset | None, frozenset | None]] = {}
         self._lock = threading.Lock()
 
-    def record(self, generation: int, firms: frozenset | None) -> None:
+    def record(self, generation: int, firms: frozenset | None, fee_types: frozenset | None = None) -> None:
         with self._lock:
-            self._changes[generation] = firms
+            self._changes[generation] = (firms, fee_types)
             for old in [g for g in self._changes if g <= generation - self.KEPT]:
                 del self._changes[old]
+
+    def _since(self, older: int, newer: int, which: int) -> set | None:
+        found: set = set()
+        with self._lock:
+            for generation in range(older + 1, newer + 1):
+                change = self._changes.get(generation)
+                if change is None or change[which] is None:
+                    return None
+                found |= change[which]
+        return found
 
     def changed_since(self, older: int, newer: int) -> set[int] | None:
         """The firms whose versions or details changed from generation `older` to `newer`,
         or None when that is not known (too old, or a change of every firm's rows)."""
-        found: set[int] = set()
-        with self._lock:
-            for generation in range(older + 1, newer + 1):
-                firms = self._changes.get(generation)
-                if firms is None:
-                    return None
-                found |= firms
-        return found
+        return self._since(older, newer, 0)
+
+    def fee_types_changed_since(self, older: int, newer: int) -> set[str] | None:
+        """The fee types with a version added or ended from generation `older` to `newer`,
+        or None when any might have changed (too old, a firm or the catalog changed)."""
+        return self._since(older, newer, 1)
 
 
 @dataclass
@@ -493,10 +507,14 @@ def current(session: Session) -> Snapshot:
 # --- reading the database -----------------------------------------------------------------
 
 def _refresh(conn: Connection, snapshot: Snapshot | None) -> Snapshot:
-    if snapshot is None or not _still_valid(conn, snapshot.position):
+    if snapshot is None:
         return _build(conn)
     now = time.monotonic()
-    snapshot = _catch_up(conn, snapshot, now) or snapshot
+    _forget_old_gaps(snapshot.position, now)
+    still_valid, new_versions, events = _read_since(conn, snapshot.position)
+    if not still_valid:
+        return _build(conn)
+    snapshot = _caught_up(conn, snapshot, new_versions, events, now) or snapshot
     if now - snapshot.position.count_checked > COUNT_CHECK_EVERY:
         # A version committed under an id the gaps no longer cover: counted, never read.
         if _count_upto(conn, snapshot.position) != snapshot.position.version_count:
@@ -511,12 +529,41 @@ def _count_upto(conn: Connection, position: Position) -> int:
     return conn.scalar(select(func.count()).select_from(_V).where(_V.id <= position.version_id))
 
 
-def _still_valid(conn: Connection, position: Position) -> bool:
-    """Versions are immutable: the last one read still holds its hash unless the database
+def _read_since(conn: Connection, position: Position) -> tuple[bool, list, list]:
+    """In one statement (every comparison and quote asks, and a round trip costs more than
+    the reading): whether the last version read still holds its hash, and the versions and
+    audit events appended since.
+
+    Versions are immutable: the last one read still holds its hash unless the database
     was emptied (or replaced) since."""
-    if not position.version_id:
-        return True
-    return conn.scalar(select(_V.hash).where(_V.id == position.version_id)) == position.version_hash
+    number, text = cast(None, BigInteger), cast(None, String)
+    parts = [
+        select(literal_column("1").label("kind"), _V.id, _V.item_id.label("number"), _V.firm_id, text.label("text"))
+        .where(_in_ranges(_V.id, position.version_id, position.version_gaps)),
+        select(literal_column("2"), AuditEvent.id, number, AuditEvent.firm_id, AuditEvent.action)
+        .where(_in_ranges(AuditEvent.id, position.audit_id, position.audit_gaps)),
+    ]
+    if position.version_id:
+        parts.append(select(literal_column("0"), _V.id, number, number, _V.hash).where(_V.id == position.version_id))
+    rows = conn.execute(union_all(*parts)).all()
+    still_valid = not position.version_id or any(r.kind == 0 and r.text == position.version_hash for r in rows)
+    new_versions = [_Appended(r.id, r.number, r.firm_id) for r in rows if r.kind == 1]
+    events = [_Event(r.id, r.text, r.firm_id) for r in rows if r.kind == 2]
+    return still_valid, new_versions, events
+
+
+@dataclass(frozen=True, slots=True)
+class _Appended:
+    id: int
+    item_id: int
+    firm_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    id: int
+    action: str
+    firm_id: int | None
 
 
 def _build(conn: Connection) -> Snapshot:
@@ -557,17 +604,24 @@ def _in_ranges(column, low: int, ranges: list):
     return or_(column > low, *(and_(column >= lo, column <= hi) for lo, hi, _seen in ranges))
 
 
-def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | None:
-    """A new snapshot with what was committed since, or None when nothing was."""
-    position = snapshot.position
+def _forget_old_gaps(position: Position, now: float) -> None:
     position.version_gaps = [g for g in position.version_gaps if now - g[2] < GAP_WAIT]
     position.audit_gaps = [g for g in position.audit_gaps if now - g[2] < GAP_WAIT]
-    new_versions = conn.execute(select(_V.id, _V.item_id, _V.firm_id).where(
-        _in_ranges(_V.id, position.version_id, position.version_gaps))).all()
-    events = conn.execute(select(AuditEvent.id, AuditEvent.action, AuditEvent.firm_id).where(
-        _in_ranges(AuditEvent.id, position.audit_id, position.audit_gaps))).all()
+
+
+def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | None:
+    """A new snapshot with what was committed since, or None when nothing was."""
+    _forget_old_gaps(snapshot.position, now)
+    _still_valid, new_versions, events = _read_since(conn, snapshot.position)
+    return _caught_up(conn, snapshot, new_versions, events, now)
+
+
+def _caught_up(conn: Connection, snapshot: Snapshot, new_versions: list, events: list, now: float) -> Snapshot | None:
+    """A new snapshot with these versions and events read since, or None when they change nothing."""
+    position = snapshot.position
     firm_events = [e for e in events if e.action in FIRM_ACTIONS]
-    if not new_versions and not firm_events:
+    catalog_changed = any(e.action in CATALOG_ACTIONS for e in events)
+    if not new_versions and not firm_events and not catalog_changed:
         if events:  # other events: only move the audit position on
             _advance(position, "audit", [e.id for e in events], now)
         return None
@@ -579,6 +633,8 @@ def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | No
     # Which firms differ from the old snapshot; None: every firm may (a bulk change of firms,
     # or dropped rows moving every position).
     touched = None if None in changed else frozenset(changed)
+    # A firm's details show in every result naming it, whatever the fee type.
+    fee_types: set | None = None if firm_events or catalog_changed else set()
     if new_versions:
         items = sorted({r.item_id for r in new_versions})
         rows = []
@@ -586,6 +642,8 @@ def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | No
             chunk = items[start:start + _CHUNK]
             rows += conn.execute(select(*_COLUMNS).where(_V.kind == "publish", _V.item_id.in_(chunk))).all()
         added = Versions.from_rows(rows, vocab)
+        if fee_types is not None:  # the items' every version: their old fee type too
+            fee_types |= {vocab.fee_type.texts[c] for c in np.unique(added.fee_type)}
         before = len(versions)
         versions = versions.extended(np.array(items, dtype=np.int64), added)
         if len(versions) != before + len(added):
@@ -602,7 +660,7 @@ def _catch_up(conn: Connection, snapshot: Snapshot, now: float) -> Snapshot | No
     if events:
         _advance(moved, "audit", [e.id for e in events], now)
     generation = snapshot.generation + 1
-    snapshot.lineage.record(generation, touched)
+    snapshot.lineage.record(generation, touched, None if fee_types is None else frozenset(fee_types))
     return Snapshot(versions, firms, vocab, moved, snapshot.lineage, generation)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import abort, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from .. import charts
 from ..extensions import configured_limit, db, limiter
@@ -11,10 +12,11 @@ from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
 from ..i18n import current_language
 from ..services import compare as compare_service
 from ..services import quote as quote_service
+from ..services import result_cache
 from ..services.quote_rules import SERVICES, categories_for
 from ..services.registry import today
 from .public import bp
-from .util import page_arg
+from .util import page_arg, result_key
 
 #: Rows of a comparison page (the CSV, JSON and PDF downloads hold every row).
 ROWS_PER_PAGE = 50
@@ -56,25 +58,31 @@ def compare(code: str):
     lang = current_language()
     fee_type = compare_service.find_fee_type(db.session, code) or abort(404)
     form = CompareForm(lang, formdata=request.args)
+    marked = request.args.get("item", type=int)
+    if form.validate():
+        content = result_cache.kept(db.session, result_key(lang), {fee_type.code},
+                                    lambda: _comparison_content(fee_type, form, lang, marked))
+    else:  # the form's errors, no table
+        content = render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=None,
+                                  marked=marked)
+    return render_template("public/compare.html", fee_type=fee_type, content=Markup(content))
+
+
+def _comparison_content(fee_type, form: CompareForm, lang: str, marked: int | None) -> str:
+    """The filters with the comparison's table and chart, rendered."""
     sort = request.args.get("sort") if request.args.get("sort") in compare_service.SORTS else "amount"
     descending = request.args.get("dir") == "desc"
-    marked = request.args.get("item", type=int)
-    comparison = chart = None
     page = page_arg()
-    if form.validate():
-        comparison = compare_service.compare_fee_type(
-            db.session, fee_type, sort=sort, descending=descending, lang=lang, page=page, per_page=ROWS_PER_PAGE,
-            chart_dots=charts.MAX_DOTS, marked_item=marked, **form.filters())
-        points = [(point.amount_cny, f"{point.firm_name(lang)}: {point.amount_cny:,.2f} CNY",
-                   point.item_id == marked) for point in comparison.chart_rows]
-        chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
-    rows = comparison.rows if comparison else []
-    pages = max(1, -(-comparison.total // ROWS_PER_PAGE)) if comparison else 1
-    return render_template("public/compare.html", form=form, fee_type=fee_type, comparison=comparison,
-                           rows=rows, page=page, pages=pages, per_page=ROWS_PER_PAGE, chart=chart,
-                           sort=sort, descending=descending,
-                           sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked,
-                           today=today())
+    comparison = compare_service.compare_fee_type(
+        db.session, fee_type, sort=sort, descending=descending, lang=lang, page=page, per_page=ROWS_PER_PAGE,
+        chart_dots=charts.MAX_DOTS, marked_item=marked, **form.filters())
+    points = [(point.amount_cny, f"{point.firm_name(lang)}: {point.amount_cny:,.2f} CNY", point.item_id == marked)
+              for point in comparison.chart_rows]
+    chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
+    return render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=comparison,
+                           rows=comparison.rows, page=page, pages=max(1, -(-comparison.total // ROWS_PER_PAGE)),
+                           per_page=ROWS_PER_PAGE, chart=chart, sort=sort, descending=descending,
+                           sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked, today=today())
 
 
 @bp.get("/quote")
@@ -95,11 +103,18 @@ def quote_results():
     shipment = form.shipment()
     if more not in categories_for(shipment):
         more = ""
+    results = result_cache.kept(db.session, result_key(lang), quote_service.fee_types_read(shipment),
+                                lambda: _quote_results(form, shipment, lang, more))
+    return render_template("public/quote_results.html", results=Markup(results))
+
+
+def _quote_results(form: ShipmentForm, shipment, lang: str, more: str) -> str:
+    """The quotes, rendered."""
     result = quote_service.quote_shipment(db.session, shipment, on=form.on.data, lang=lang,
                                           per_category=QUOTE_FIRMS_MORE if more else QUOTE_FIRMS_SHOWN,
                                           itemised=QUOTE_FIRMS_ITEMISED)
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "more"]
-    return render_template("public/quote_results.html", form=form, result=result,
+    return render_template("public/_quote_results.html", form=form, result=result,
                            edit_url=url_for("public.quote_form") + "?" + urlencode(args),
                            more=more, more_url=url_for("public.quote_results") + "?" + urlencode(args + [("more", "")]),
                            less_url=url_for("public.quote_results") + "?" + urlencode(args),

@@ -6,10 +6,11 @@ from datetime import date
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from flask import abort, flash, request
+from flask import abort, current_app, flash, request
 
 from ..extensions import db
 from ..services.errors import ServiceError
+from ..services.registry import today
 from flask_babel import gettext as _
 
 
@@ -48,3 +49,11 @@ def run_service(action: Callable[[], Any]) -> Outcome:
         return Outcome(False)
     db.session.commit()
     return Outcome(True, value)
+
+
+def result_key(lang: str) -> tuple:
+    """What a page's kept result (services.result_cache) depends on besides the registry:
+    the route and its every argument, the language, the day (fees in force "today"), and
+    the configured exchange rates."""
+    return (request.endpoint, request.script_root, lang, tuple(sorted((request.view_args or {}).items())),
+            tuple(sorted(request.args.items(multi=True))), today(), repr(current_app.config["EXCHANGE_RATES"]))
