@@ -1,0 +1,172 @@
+"""Comparison and quote pages kept per process (services/result_cache.py): a kept page is
+served only while none of the fee types it reads changed, so after any change to the
+registry every page must be exactly what rendering it afresh gives."""
+import random
+
+import pytest
+
+from feereg.models import FeeItem, FeeType
+from feereg.services import catalog, firms, registry, result_cache, snapshot
+
+from .factories import D, days, make_firm, make_user, publish
+from .test_snapshot import _random_registry
+
+PAGES = [
+    "/compare/THC", "/compare/THC?size=40&port=YANTIAN", "/compare/THC?sort=firm&dir=desc&lang=en",
+    "/compare/DOC?unit=per_bl", "/compare/LOLO?category=offport_yard&page=2", "/compare/EIR?size=20",
+    "/compare/STORAGE?lang=en",
+    "/quote/results?port=YANTIAN&direction=export&count_20=2&count_40HQ=1&bills=2&storage_days=0",
+    "/quote/results?port=YANTIAN&direction=import&count_40=1&bills=1&storage_days=12&lang=en",
+    "/quote/results?port=SHEKOU&direction=import&count_40HQ=3&bills=1&storage_days=7&more=offport_yard",
+]
+
+
+@pytest.fixture
+def admin(app):
+    return make_user("admin")
+
+
+@pytest.fixture
+def kept_and_fresh(app, monkeypatch):
+    """Pages as served (kept ones where the cache allows), and as rendered afresh."""
+    client = app.test_client(use_cookies=False)
+    served_from_kept = []
+    get = result_cache.ResultCache.get
+
+    def spy(cache, snap, key):
+        found = get(cache, snap, key)
+        if found is not None and cache is result_cache._cache:
+            served_from_kept.append(key)
+        return found
+
+    monkeypatch.setattr(result_cache.ResultCache, "get", spy)
+
+    def pages():
+        served = {page: client.get(page) for page in PAGES}
+        kept = result_cache._cache
+        monkeypatch.setattr(result_cache, "_cache", result_cache.ResultCache())  # nothing kept
+        try:
+            fresh = {page: client.get(page) for page in PAGES}
+        finally:
+            monkeypatch.setattr(result_cache, "_cache", kept)
+        for page in PAGES:
+            assert served[page].status_code == fresh[page].status_code == 200, page
+        return {p: served[p].get_data(as_text=True) for p in PAGES}, {p: fresh[p].get_data(as_text=True) for p in PAGES}
+
+    pages.served_from_kept = served_from_kept
+    return pages
+
+
+def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and_fresh):
+    rng = random.Random(20261124)
+    _random_registry(rng, admin)
+    session.commit()
+    result_cache.clear()
+
+    def change(step):
+        kind = step % 7
+        publishing = {i.firm for i in session.query(FeeItem).all()}
+        # A suspended firm cannot publish: it takes part through kind 3 (reinstated).
+        firm = rng.choice(sorted((f for f in publishing if kind == 3 or not f.is_suspended), key=lambda f: f.id))
+        items = session.query(FeeItem).filter_by(firm_id=firm.id, status="published").all()
+        if kind in (0, 1) and items:  # a new amount in force now: the common change
+            item = rng.choice(items)
+            item.amount = D(str(rng.choice((1, 45, 250, 999))))
+            registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
+        elif kind == 2 and items:
+            registry.withdraw_item(session, rng.choice(items), admin, registry.today())
+        elif kind == 3:
+            firms.set_status(session, firm, "suspended" if firm.status == "active" else "active", "audit", admin)
+        elif kind == 4:  # a rename: the firm's name shows on pages of every fee type it publishes
+            firms.update_profile(session, firm, {"name_zh": f"改名{step}", "name_en": f"Renamed {step}",
+                                                 "ports": rng.choice((["YANTIAN"], ["YANTIAN", "SHEKOU"]))}, admin)
+        elif kind == 5:  # a newcomer, cheap enough to lead
+            newcomer = make_firm(rng.choice(("shipping_line", "offport_yard")), name_zh=f"新来{step}")
+            publish(newcomer, admin, effective_from=days(-2), fee_type=rng.choice(("THC", "LOLO", "SEAL")),
+                    name_zh="", name_en="", unit="per_container", container_size="", amount="1", ports="")
+        elif items:  # a change effective later: nothing moves today
+            item = rng.choice(items)
+            item.amount = D("0.5")
+            registry.publish_item(session, item, admin, days(5))
+        session.commit()
+
+    served, fresh = kept_and_fresh()
+    assert served == fresh
+    for step in range(21):
+        change(step)
+        served, fresh = kept_and_fresh()
+        for page in PAGES:
+            assert served[page] == fresh[page], (step, page)
+    # Pages were served from what was kept across changes that did not touch their fee
+    # types, not only rendered afresh.
+    assert len(kept_and_fresh.served_from_kept) >= 40
+
+
+def test_a_change_to_one_fee_type_leaves_the_others_kept(session, admin, kept_and_fresh, app):
+    rng = random.Random(7)
+    _random_registry(rng, admin)
+    session.commit()
+    result_cache.clear()
+    kept_and_fresh()
+    item = session.query(FeeItem).filter_by(fee_type_code="LOLO", status="published").first()
+    item.amount = D("1234.56")
+    registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
+    session.commit()
+    kept_and_fresh.served_from_kept.clear()
+    served, fresh = kept_and_fresh()
+    assert served == fresh
+    kept = {key[3][0][1] for key in kept_and_fresh.served_from_kept if key[0] == "public.compare"}
+    assert kept == {"THC", "DOC", "EIR", "STORAGE"}  # LOLO's page was made again
+
+
+def client_page(app, path):
+    return app.test_client(use_cookies=False).get(path).get_data(as_text=True)
+
+
+def test_a_catalog_change_is_shown_at_once(session, admin, kept_and_fresh, app, tmp_path):
+    _random_registry(random.Random(3), admin)
+    session.commit()
+    result_cache.clear()
+    before = client_page(app, "/compare/THC?lang=en")
+    assert before == client_page(app, "/compare/THC?lang=en")  # kept
+    rows = catalog.read_catalog_file()
+    for row in rows:
+        if row["code"] == "THC":
+            row["name_en"] = "Terminal handling, renamed"
+    path = tmp_path / "catalog.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        import csv
+
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert catalog.load_catalog(session, path) == (0, 1)
+    session.commit()
+    assert session.query(FeeType).filter_by(code="THC").one().name_en == "Terminal handling, renamed"
+    after = client_page(app, "/compare/THC?lang=en")
+    # In the page's own heading (kept with the table), not only in its title.
+    assert "<h1>Compare: Terminal handling, renamed" in after and "Terminal handling, renamed" not in before
+
+
+def test_the_lineage_names_the_fee_types_each_refresh_touched(session, admin):
+    firm = make_firm("shipping_line", name_zh="甲")
+    publish(firm, admin, effective_from=days(-3), fee_type="THC", name_zh="", name_en="", unit="per_container",
+            container_size="40", amount="100", ports="")
+    session.commit()
+    first = snapshot.current(session)
+    doc = publish(firm, admin, effective_from=days(-3), fee_type="DOC", name_zh="", name_en="", unit="per_bl",
+                  container_size="", amount="50", ports="")
+    session.commit()
+    second = snapshot.current(session)
+    assert second.lineage is first.lineage
+    assert second.lineage.fee_types_changed_since(first.generation, second.generation) == {"DOC"}
+    registry.withdraw_item(session, doc, admin, registry.today())
+    session.commit()
+    third = snapshot.current(session)
+    assert third.lineage.fee_types_changed_since(second.generation, third.generation) == {"DOC"}
+    firms.update_profile(session, firm, {"name_zh": "乙"}, admin)
+    session.commit()
+    fourth = snapshot.current(session)
+    assert fourth.generation == third.generation + 1
+    assert fourth.lineage.fee_types_changed_since(third.generation, fourth.generation) is None  # any
+    assert fourth.lineage.fee_types_changed_since(first.generation, second.generation) == {"DOC"}
