@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from .. import codes
 from ..models import FeeItemVersion
@@ -28,11 +29,27 @@ _FACET_TABLES = {"category": codes.CATEGORIES, "port": codes.PORTS, "currency": 
 
 @dataclass
 class Result:
+    """A version found, with its names highlighted where the query matched them, when shown
+    (a page shows three of the four; the API and downloads none)."""
+
     version: FeeItemVersion
-    name_zh: Markup
-    name_en: Markup
-    firm_zh: Markup
-    firm_en: Markup
+    parsed: ParsedQuery = field(repr=False, compare=False)
+
+    @cached_property
+    def name_zh(self) -> Markup:
+        return highlight(self.version.name_zh, self.parsed)
+
+    @cached_property
+    def name_en(self) -> Markup:
+        return highlight(self.version.name_en, self.parsed)
+
+    @cached_property
+    def firm_zh(self) -> Markup:
+        return highlight(self.version.firm.name_zh, self.parsed)
+
+    @cached_property
+    def firm_en(self) -> Markup:
+        return highlight(self.version.firm.name_en, self.parsed)
 
 
 @dataclass
@@ -90,13 +107,12 @@ def _load(session: Session, version_ids: list[int], parsed: ParsedQuery) -> list
     if not version_ids:
         return []
     rows = {v.id: v for v in session.scalars(
-        select(FeeItemVersion).options(selectinload(FeeItemVersion.firm))
+        select(FeeItemVersion).options(joinedload(FeeItemVersion.firm))
         .where(FeeItemVersion.id.in_(version_ids)))}
     out = []
     for vid in version_ids:  # the backend's ranking order
         v = rows.get(vid)
         if v is None:  # the index is ahead of or behind this transaction: skip, never fail
             continue
-        out.append(Result(v, highlight(v.name_zh, parsed), highlight(v.name_en, parsed),
-                          highlight(v.firm.name_zh, parsed), highlight(v.firm.name_en, parsed)))
+        out.append(Result(v, parsed))
     return out

@@ -9,7 +9,7 @@ from ..extensions import configured_limit, db, limiter
 from ..forms.search import SearchForm
 from ..search import FACETS
 from ..services import search as search_service
-from ..services.catalog import fee_types_by_code
+from ..services.catalog import fee_type_names
 from .public import bp
 from .util import page_arg
 
@@ -26,7 +26,7 @@ search_limit = limiter.shared_limit(configured_limit("SEARCH_RATE_LIMIT"), scope
 @search_limit
 def search():
     form = SearchForm(request.args)
-    fee_types = fee_types_by_code(db.session)
+    fee_types = fee_type_names(db.session)
     filters = search_service.clean_filters(request.args, set(fee_types))
     page = min(page_arg(), MAX_PAGE)
     result = None
