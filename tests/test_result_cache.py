@@ -31,15 +31,15 @@ def kept_and_fresh(app, monkeypatch):
     """Pages as served (kept ones where the cache allows), and as rendered afresh."""
     client = app.test_client(use_cookies=False)
     served_from_kept = []
-    get = result_cache.ResultCache.get
+    lookup = result_cache.ResultCache.lookup
 
     def spy(cache, snap, key):
-        found = get(cache, snap, key)
-        if found is not None and cache is result_cache._cache:
+        found, valid = lookup(cache, snap, key)
+        if valid and cache is result_cache._cache:
             served_from_kept.append(key)
-        return found
+        return found, valid
 
-    monkeypatch.setattr(result_cache.ResultCache, "get", spy)
+    monkeypatch.setattr(result_cache.ResultCache, "lookup", spy)
 
     def pages():
         served = {page: client.get(page) for page in PAGES}
@@ -98,8 +98,9 @@ def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and
         for page in PAGES:
             assert served[page] == fresh[page], (step, page)
     # Pages were served from what was kept across changes that did not touch their fee
-    # types, not only rendered afresh.
+    # types, and quotes across changes that left their firms listed as they were.
     assert len(kept_and_fresh.served_from_kept) >= 40
+    assert result_cache._cache.served["same basis"] >= 5
 
 
 def test_a_change_to_one_fee_type_leaves_the_others_kept(session, admin, kept_and_fresh, app):

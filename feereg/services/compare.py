@@ -189,20 +189,21 @@ def compare_fee_type(session: Session, fee_type, unit: str | None = None, size: 
                      port: str | None = None, category: str | None = None, on: date | None = None,
                      cargo_scope: str | None = None, sort: str = "amount", descending: bool = False,
                      lang: str = "zh", rates_config=None, page: int = 1, per_page: int | None = None,
-                     chart_dots: int = 0, marked_item: int | None = None) -> Comparison | None:
+                     chart_dots: int = 0, marked_item: int | None = None,
+                     snap: snapshot_service.Snapshot | None = None) -> Comparison | None:
     """Every firm's amount in force for one fee type, narrowed, converted and summarised.
 
     size: an item for any size applies to every size, so it is included (unless the
     firm also has one for that size). cargo_scope: None for all, "" for general cargo
     only. per_page: the rows of one page, else all. chart_dots: how many converted rows
     the chart gets at most (sampled evenly by amount; the marked item's rows always).
-    Returns None for an unknown fee type.
+    snap: the snapshot to read (the latest by default). Returns None for an unknown fee type.
     """
     fee_type = find_fee_type(session, fee_type)
     if fee_type is None:
         return None
     on = on or today()
-    snap = snapshot_service.current(session)
+    snap = snap or snapshot_service.current(session)
     rows = snap.rows(on, fee_types=[fee_type.code], units=[unit] if unit else None,
                      sizes=(size, "") if size else None,
                      scopes=[cargo_scope] if cargo_scope is not None else None,

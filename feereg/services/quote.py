@@ -180,14 +180,30 @@ def fee_types_read(shipment: Shipment) -> frozenset[str]:
     return frozenset(e.fee_type for c in rules.categories_for(shipment) for e in rules.expected_fees(c, shipment))
 
 
+def quote_basis(snap: snapshot.Snapshot, shipment: Shipment, on: date | None = None, rates_config=None,
+                per_category: int = PER_CATEGORY) -> tuple:
+    """What a quote of `shipment` is worked out from on `snap`: the firms counted per category
+    and the versions of the firms listed. Two snapshots with the same basis, and the same
+    firm details and catalog, give the same quote (result_cache)."""
+    on = on or today()
+    table = rates_service.rates_on(on, rates_config)
+    expected = {c: rules.expected_fees(c, shipment) for c in rules.categories_for(shipment)}
+    if not any(expected.values()):
+        return ()
+    ranking = quote_rank.rank_firms(snap, shipment, on, table, expected, per_category)
+    return tuple(sorted(ranking.counts.items())), tuple(snap.versions.id[ranking.positions].tolist())
+
+
 def quote_shipment(session: Session, shipment: Shipment, on: date | None = None, lang: str = "zh",
-                   rates_config=None, per_category: int = PER_CATEGORY, itemised: int | None = None) -> QuoteResult:
+                   rates_config=None, per_category: int = PER_CATEGORY, itemised: int | None = None,
+                   snap: snapshot.Snapshot | None = None) -> QuoteResult:
     """Quote `shipment` against every firm that could serve it, as published on `on`: per
     category the firm count and the first `per_category` firms, ranked and totalled.
 
     The first `itemised` firms of each category (all, by default) have their lines'
     versions read from the registry, names and all; the rest carry the fields that price
-    them (snapshot.PricingFields), which is all a total needs.
+    them (snapshot.PricingFields), which is all a total needs. snap: the snapshot to read
+    (the latest by default).
     """
     on = on or today()
     itemised = per_category if itemised is None else itemised
@@ -198,7 +214,7 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     versions_by_firm: dict[FirmRef, list] = defaultdict(list)
     counts: dict[str, int] = {}
     if categories and fee_types:
-        snap = snapshot.current(session)
+        snap = snap or snapshot.current(session)
         ranking = quote_rank.rank_firms(snap, shipment, on, table, expected, per_category)
         counts = ranking.counts
         versions = snapshot.pricing_fields(snap, ranking.positions)

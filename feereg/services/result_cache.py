@@ -16,9 +16,9 @@ a snapshot rebuilt from scratch has a new lineage, and nothing kept before it is
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ class _Kept:
     generation: int
     fee_types: frozenset
     value: str
+    #: What the result was worked out from, when its maker can tell (see `kept`).
+    basis: Hashable = None
 
 
 class ResultCache:
@@ -43,31 +45,41 @@ class ResultCache:
         self._kept: OrderedDict[tuple, _Kept] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()
+        #: How results were served: "kept", "same basis" (kept, its basis checked) or "made".
+        self.served: Counter = Counter()
 
-    def get(self, snap: snapshot_service.Snapshot, key: tuple) -> str | None:
+    def lookup(self, snap: snapshot_service.Snapshot, key: tuple) -> tuple[_Kept | None, bool]:
+        """(what is kept under `key`, whether it still holds on `snap`). Kept and not known
+        to hold: one of its fee types changed, but no firm's details and not the catalog,
+        so its basis may still be the same."""
         with self._lock:
             kept = self._kept.get(key)
             if kept is None:
-                return None
+                return None, False
             self._kept.move_to_end(key)
         if kept.lineage is not snap.lineage or kept.generation > snap.generation:
-            return None
+            return None, False
         if kept.generation < snap.generation:
             changed = snap.lineage.fee_types_changed_since(kept.generation, snap.generation)
-            if changed is None or not changed.isdisjoint(kept.fee_types):
-                return None
-            # Checked up to here: the next check starts from this generation.
-            kept.generation = snap.generation
-        return kept.value
+            if changed is None:
+                return None, False
+            if not changed.isdisjoint(kept.fee_types):
+                return kept, False
+            self.renew(kept, snap)
+        return kept, True
 
-    def put(self, snap: snapshot_service.Snapshot, key: tuple, fee_types, value: str) -> None:
+    def renew(self, kept: _Kept, snap: snapshot_service.Snapshot) -> None:
+        """Checked up to `snap`: the next check starts from there."""
+        kept.generation = max(kept.generation, snap.generation)
+
+    def put(self, snap: snapshot_service.Snapshot, key: tuple, fee_types, value: str, basis: Hashable = None) -> None:
         if len(value) > self.max_chars:
             return
         with self._lock:
             old = self._kept.pop(key, None)
             if old is not None:
                 self._chars -= len(old.value)
-            self._kept[key] = _Kept(snap.lineage, snap.generation, frozenset(fee_types), value)
+            self._kept[key] = _Kept(snap.lineage, snap.generation, frozenset(fee_types), value, basis)
             self._chars += len(value)
             while self._chars > self.max_chars:
                 _key, dropped = self._kept.popitem(last=False)
@@ -82,17 +94,29 @@ class ResultCache:
 _cache = ResultCache()
 
 
-def kept(session: Session, key: tuple, fee_types, make: Callable[[], str]) -> str:
-    """The result under `key`, made by `make()` unless one made since the last change of
-    any of `fee_types` is kept. `make` must read the registry only through the snapshot
-    and rows that the lineage covers (versions, their firms, the catalog)."""
-    # Taken before making: a commit while making is then checked again next time.
+def kept(session: Session, key: tuple, fee_types, make: Callable[[snapshot_service.Snapshot], str],
+         basis: Callable[[snapshot_service.Snapshot], Hashable] | None = None) -> str:
+    """The result under `key`: made by `make(snapshot)` unless one made since the last
+    change of any of `fee_types` is kept. `make` reads the registry only through that
+    snapshot and rows that the lineage covers (versions, their firms, the catalog).
+
+    basis: for a result that shows only part of what its fee types hold (a quote lists
+    the cheapest firms): what the result was worked out from, computed on a snapshot
+    more cheaply than the result. While no firm's details and not the catalog changed,
+    a kept result whose basis is unchanged is the result: used again."""
     snap = snapshot_service.current(session)
-    found = _cache.get(snap, key)
-    if found is not None:
-        return found
-    value = make()
-    _cache.put(snap, key, fee_types, value)
+    found, valid = _cache.lookup(snap, key)
+    if valid:
+        _cache.served["kept"] += 1
+        return found.value
+    now = basis(snap) if basis is not None else None
+    if found is not None and now is not None and now == found.basis:
+        _cache.renew(found, snap)
+        _cache.served["same basis"] += 1
+        return found.value
+    _cache.served["made"] += 1
+    value = make(snap)
+    _cache.put(snap, key, fee_types, value, now)
     return value
 
 

@@ -61,21 +61,21 @@ def compare(code: str):
     marked = request.args.get("item", type=int)
     if form.validate():
         content = result_cache.kept(db.session, result_key(lang), {fee_type.code},
-                                    lambda: _comparison_content(fee_type, form, lang, marked))
+                                    lambda snap: _comparison_content(fee_type, form, lang, marked, snap))
     else:  # the form's errors, no table
         content = render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=None,
                                   marked=marked)
     return render_template("public/compare.html", fee_type=fee_type, content=Markup(content))
 
 
-def _comparison_content(fee_type, form: CompareForm, lang: str, marked: int | None) -> str:
+def _comparison_content(fee_type, form: CompareForm, lang: str, marked: int | None, snap) -> str:
     """The filters with the comparison's table and chart, rendered."""
     sort = request.args.get("sort") if request.args.get("sort") in compare_service.SORTS else "amount"
     descending = request.args.get("dir") == "desc"
     page = page_arg()
     comparison = compare_service.compare_fee_type(
         db.session, fee_type, sort=sort, descending=descending, lang=lang, page=page, per_page=ROWS_PER_PAGE,
-        chart_dots=charts.MAX_DOTS, marked_item=marked, **form.filters())
+        chart_dots=charts.MAX_DOTS, marked_item=marked, snap=snap, **form.filters())
     points = [(point.amount_cny, f"{point.firm_name(lang)}: {point.amount_cny:,.2f} CNY", point.item_id == marked)
               for point in comparison.chart_rows]
     chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
@@ -103,16 +103,18 @@ def quote_results():
     shipment = form.shipment()
     if more not in categories_for(shipment):
         more = ""
-    results = result_cache.kept(db.session, result_key(lang), quote_service.fee_types_read(shipment),
-                                lambda: _quote_results(form, shipment, lang, more))
+    per_category = QUOTE_FIRMS_MORE if more else QUOTE_FIRMS_SHOWN
+    results = result_cache.kept(
+        db.session, result_key(lang), quote_service.fee_types_read(shipment),
+        lambda snap: _quote_results(form, shipment, lang, more, per_category, snap),
+        basis=lambda snap: quote_service.quote_basis(snap, shipment, form.on.data, per_category=per_category))
     return render_template("public/quote_results.html", results=Markup(results))
 
 
-def _quote_results(form: ShipmentForm, shipment, lang: str, more: str) -> str:
+def _quote_results(form: ShipmentForm, shipment, lang: str, more: str, per_category: int, snap) -> str:
     """The quotes, rendered."""
-    result = quote_service.quote_shipment(db.session, shipment, on=form.on.data, lang=lang,
-                                          per_category=QUOTE_FIRMS_MORE if more else QUOTE_FIRMS_SHOWN,
-                                          itemised=QUOTE_FIRMS_ITEMISED)
+    result = quote_service.quote_shipment(db.session, shipment, on=form.on.data, lang=lang, per_category=per_category,
+                                          itemised=QUOTE_FIRMS_ITEMISED, snap=snap)
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "more"]
     return render_template("public/_quote_results.html", form=form, result=result,
                            edit_url=url_for("public.quote_form") + "?" + urlencode(args),
