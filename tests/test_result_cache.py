@@ -9,7 +9,7 @@ from feereg.models import FeeItem, FeeType
 from feereg.services import catalog, firms, registry, result_cache, snapshot
 
 from .factories import D, days, make_firm, make_user, publish
-from .test_snapshot import _random_registry
+from .test_snapshot import _random_registry, random_change
 
 PAGES = [
     "/compare/THC", "/compare/THC?size=40&port=YANTIAN", "/compare/THC?sort=firm&dir=desc&lang=en",
@@ -63,37 +63,10 @@ def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and
     session.commit()
     result_cache.clear()
 
-    def change(step):
-        kind = step % 7
-        publishing = {i.firm for i in session.query(FeeItem).all()}
-        # A suspended firm cannot publish: it takes part through kind 3 (reinstated).
-        firm = rng.choice(sorted((f for f in publishing if kind == 3 or not f.is_suspended), key=lambda f: f.id))
-        items = session.query(FeeItem).filter_by(firm_id=firm.id, status="published").all()
-        if kind in (0, 1) and items:  # a new amount in force now: the common change
-            item = rng.choice(items)
-            item.amount = D(str(rng.choice((1, 45, 250, 999))))
-            registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
-        elif kind == 2 and items:
-            registry.withdraw_item(session, rng.choice(items), admin, registry.today())
-        elif kind == 3:
-            firms.set_status(session, firm, "suspended" if firm.status == "active" else "active", "audit", admin)
-        elif kind == 4:  # a rename: the firm's name shows on pages of every fee type it publishes
-            firms.update_profile(session, firm, {"name_zh": f"改名{step}", "name_en": f"Renamed {step}",
-                                                 "ports": rng.choice((["YANTIAN"], ["YANTIAN", "SHEKOU"]))}, admin)
-        elif kind == 5:  # a newcomer, cheap enough to lead
-            newcomer = make_firm(rng.choice(("shipping_line", "offport_yard")), name_zh=f"新来{step}")
-            publish(newcomer, admin, effective_from=days(-2), fee_type=rng.choice(("THC", "LOLO", "SEAL")),
-                    name_zh="", name_en="", unit="per_container", container_size="", amount="1", ports="")
-        elif items:  # a change effective later: nothing moves today
-            item = rng.choice(items)
-            item.amount = D("0.5")
-            registry.publish_item(session, item, admin, days(5))
-        session.commit()
-
     served, fresh = kept_and_fresh()
     assert served == fresh
     for step in range(21):
-        change(step)
+        random_change(session, rng, admin, step)
         served, fresh = kept_and_fresh()
         for page in PAGES:
             assert served[page] == fresh[page], (step, page)

@@ -182,6 +182,39 @@ def _random_registry(rng: random.Random, admin) -> None:
                 publish(firm, admin, effective_from=days(-rng.randrange(1, 60)), **values)
 
 
+def random_change(session, rng: random.Random, admin, step: int) -> None:
+    """One change of the kinds a registry sees, chosen by `step`, committed."""
+    from feereg.models import FeeItem
+
+    kind = step % 7
+    publishing = {i.firm for i in session.query(FeeItem).all()}
+    # A suspended firm cannot publish: it takes part through kind 3 (reinstated).
+    firm = rng.choice(sorted((f for f in publishing if kind == 3 or not f.is_suspended), key=lambda f: f.id))
+    items = session.query(FeeItem).filter_by(firm_id=firm.id, status="published").all()
+    if kind in (0, 1) and items:  # a new amount in force now: the common change
+        item = rng.choice(items)
+        item.amount = rng.choice([a for a in (D(1), D(45), D(250), D(999)) if a != item.amount])
+        registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
+    elif kind == 2 and items:
+        registry.withdraw_item(session, rng.choice(items), admin, registry.today())
+    elif kind == 3:
+        firms.set_status(session, firm, "suspended" if firm.status == "active" else "active", "audit", admin)
+    elif kind == 4:  # a rename and new ports: the firm shows differently wherever it publishes
+        firms.update_profile(session, firm, {"name_zh": f"改名{step}", "name_en": f"Renamed {step}",
+                                             "ports": rng.choice((["YANTIAN"], ["SHEKOU"], ["YANTIAN", "SHEKOU"]))},
+                             admin)
+    elif kind == 5:  # a firm new to the registry, cheap enough to lead
+        newcomer = make_firm(rng.choice(("shipping_line", "offport_yard")), name_zh=f"新来{step}")
+        for code, unit in (("THC", "per_container"), ("DOC", "per_bl"), ("LOLO", "per_container")):
+            publish(newcomer, admin, effective_from=days(-2), fee_type=code, name_zh="", name_en="", unit=unit,
+                    container_size="", amount="1", ports="")
+    elif items:  # a change effective later: nothing moves today
+        item = rng.choice(items)
+        item.amount = D("0.5") if item.amount != D("0.5") else D("0.25")
+        registry.publish_item(session, item, admin, days(5))
+    session.commit()
+
+
 def test_a_page_of_any_size_is_the_head_of_ranking_every_firm(session, admin):
     _random_registry(random.Random(20261124), admin)
     session.commit()
@@ -336,37 +369,11 @@ def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(se
         reused, fresh = quote_rank.rank_firms(*args), quote_rank.rank_firms(*args, reuse=False)
         return (reused.counts, reused.positions.tolist()), (fresh.counts, fresh.positions.tolist())
 
-    def change(step):
-        firm = rng.choice(sorted({i.firm for i in session.query(FeeItem).all()}, key=lambda f: f.id))
-        items = session.query(FeeItem).filter_by(firm_id=firm.id, status="published").all()
-        kind = step % 6
-        if kind == 0 and items:  # a new amount, in force now
-            item = rng.choice(items)
-            item.amount = D(str(rng.choice((1, 45, 250, 999))))
-            registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
-        elif kind == 1 and items:
-            registry.withdraw_item(session, rng.choice(items), admin, registry.today())
-        elif kind == 2:
-            firms.set_status(session, firm, "suspended" if firm.status == "active" else "active", "audit", admin)
-        elif kind == 3:
-            firms.update_profile(session, firm, {"ports": rng.choice((["YANTIAN"], ["SHEKOU"], ["YANTIAN", "SHEKOU"]))},
-                                 admin)
-        elif kind == 4:  # a firm new to the registry, cheap enough to lead
-            newcomer = make_firm(rng.choice(("shipping_line", "offport_yard")), name_zh=f"新来{step}")
-            for code, unit in (("THC", "per_container"), ("DOC", "per_bl"), ("LOLO", "per_container")):
-                publish(newcomer, admin, effective_from=days(-2), fee_type=code, name_zh="", name_en="", unit=unit,
-                        container_size="", amount="1", ports="")
-        elif items:  # a change effective later: nothing moves today
-            item = rng.choice(items)
-            item.amount = D("0.5")
-            registry.publish_item(session, item, admin, days(5))
-        session.commit()
-
     for shipment in shipments:  # figures held for every shipment
         reused, fresh = both(shipment)
         assert reused == fresh
     for step in range(18):
-        change(step)
+        random_change(session, rng, admin, step)
         for shipment in shipments:
             reused, fresh = both(shipment)
             assert reused == fresh, (step, shipment)

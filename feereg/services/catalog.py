@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..codes import split_list
+from ..codes import Code, split_list
 from ..models import FeeType
 from . import audit
 
@@ -78,22 +78,10 @@ class Match:
     how: str
 
 
-@dataclass(frozen=True, slots=True)
-class FeeTypeName:
-    """A catalog type's code and names: what a page showing fee type names needs."""
-
-    code: str
-    name_zh: str
-    name_en: str
-
-    def display_name(self, locale: str) -> str:
-        return self.name_en if locale.startswith("en") else self.name_zh
-
-
-def fee_type_names(session: Session) -> dict[str, FeeTypeName]:
+def fee_type_names(session: Session) -> dict[str, Code]:
     """The catalog's names by code, read as plain rows (every search page asks: loading the
     types as ORM objects cost more than the rest of the page's catalog use)."""
-    return {code: FeeTypeName(code, zh, en)
+    return {code: Code(code, zh, en)
             for code, zh, en in session.execute(select(FeeType.code, FeeType.name_zh, FeeType.name_en))}
 
 
