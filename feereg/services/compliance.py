@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..labels import audit_label
-from ..models import POLICY_KINDS, ComplianceCase, ComplianceStep, Firm, Flag, PolicyNotice
+from ..models import POLICY_KINDS, ComplianceCase, ComplianceStep, Firm, Flag
 from ..models.types import utcnow
 from . import anomaly_rules, audit, checks, history
 from .anomaly_rules import LOCAL_OFFSET, Entry
@@ -59,9 +59,11 @@ class Score:
         return "good" if self.points >= 85 else "fair" if self.points >= 60 else "poor"
 
 
-def score(session: Session, firm: Firm, on: date | None = None) -> Score:
+def score(session: Session, firm: Firm, on: date | None = None, schedule: list | None = None) -> Score:
+    """schedule: the firm's versions in force on `on`, when the caller has read them already."""
     on = on or today()
-    schedule = history.schedule_on(session, firm, on)
+    if schedule is None:
+        schedule = history.schedule_on(session, firm, on)
     ctx = checks.context(session, on)
     result = Score(100, len(schedule))
     if not schedule:
@@ -75,7 +77,7 @@ def score(session: Session, firm: Firm, on: date | None = None) -> Score:
             result.deductions.append(Deduction("completeness", lost, _l(
                 "%(n)s of %(total)s published items lack service content, a unit or a legal basis, or are vague.",
                 n=len(incomplete), total=len(schedule))))
-        touched, stale = _currency(session, schedule, ports, on)
+        touched, stale = _currency(ctx.policy, schedule, ports, on)
         lost = round(CURRENCY_POINTS * stale / touched) if touched else 0
         if lost:
             result.deductions.append(Deduction("currency", lost, _l(
@@ -93,10 +95,8 @@ def score(session: Session, firm: Firm, on: date | None = None) -> Score:
     return result
 
 
-def _currency(session: Session, schedule, ports: tuple, on: date) -> tuple[int, int]:
+def _currency(policy: anomaly_rules.Policy, schedule, ports: tuple, on: date) -> tuple[int, int]:
     """(items a notice in force applies to, those not re-published since it took effect)."""
-    types = {v.fee_type_code for v in schedule}
-    policy = anomaly_rules.Policy(session.scalars(select(PolicyNotice).where(PolicyNotice.fee_type_code.in_(types))))
     grace_days = current_app.config.get("COMPLIANCE_GRACE_DAYS", 30)
     touched = stale = 0
     for version in schedule:

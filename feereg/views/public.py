@@ -40,7 +40,8 @@ def firm(code: str):
     schedule = reads.schedule_on(db.session, firm, as_of)
     upcoming = reads.pending_versions(db.session, firm.id, as_of) if on is None else []
     return render_template("public/firm.html", firm=firm, schedule=schedule, on=on, as_of=as_of,
-                           upcoming=upcoming, score=compliance.score(db.session, firm),
+                           upcoming=upcoming,
+                           score=compliance.score(db.session, firm, schedule=schedule if on is None else None),
                            complaint_counts=complaints.public_counts(db.session, firm.id))
 
 
