@@ -57,10 +57,11 @@ class ResultCache:
             if kept is None:
                 return None, False
             self._kept.move_to_end(key)
-        if kept.lineage is not snap.lineage or kept.generation > snap.generation:
+        generation = kept.generation  # once: another thread may renew it meanwhile
+        if kept.lineage is not snap.lineage or generation > snap.generation:
             return None, False
-        if kept.generation < snap.generation:
-            changed = snap.lineage.fee_types_changed_since(kept.generation, snap.generation)
+        if generation < snap.generation:
+            changed = snap.lineage.fee_types_changed_since(generation, snap.generation)
             if changed is None:
                 return None, False
             if not changed.isdisjoint(kept.fee_types):
@@ -89,6 +90,7 @@ class ResultCache:
         with self._lock:
             self._kept.clear()
             self._chars = 0
+            self.served.clear()
 
 
 _cache = ResultCache()

@@ -656,12 +656,29 @@ def _caught_up(conn: Connection, snapshot: Snapshot, new_versions: list, events:
     if None in changed:  # a bulk change of firms
         firms = _read_firms(conn, Firms.empty(), None, vocab)
     elif changed:
+        before = firms
         firms = _read_firms(conn, firms, sorted(changed), vocab)
+        if fee_types is not None and any(_firm_differs(before, firms, f) for f in changed):
+            fee_types = None  # changed without an audited action: it shows on every fee type's pages
+
     if events:
         _advance(moved, "audit", [e.id for e in events], now)
     generation = snapshot.generation + 1
     snapshot.lineage.record(generation, touched, None if fee_types is None else frozenset(fee_types))
     return Snapshot(versions, firms, vocab, moved, snapshot.lineage, generation)
+
+
+def _firm_differs(before: Firms, after: Firms, firm_id: int) -> bool:
+    """Whether a firm the snapshot knew reads differently now (a newcomer does not count:
+    the fee types of its versions are recorded)."""
+    if firm_id >= len(before.known) or not before.known[firm_id]:
+        return False
+    if (before.known[firm_id], before.category[firm_id], before.active[firm_id], before.names_zh[firm_id],
+            before.names_en[firm_id]) != (after.known[firm_id], after.category[firm_id], after.active[firm_id],
+                                          after.names_zh[firm_id], after.names_en[firm_id]):
+        return True
+    ports = set(before.serves) | set(after.serves)
+    return any(before.serving(p)[firm_id] != after.serving(p)[firm_id] for p in ports)
 
 
 def _advance(position: Position, table: str, ids: list[int], now: float) -> None:

@@ -60,7 +60,10 @@ def compare(code: str):
     form = CompareForm(lang, formdata=request.args)
     marked = request.args.get("item", type=int)
     if form.validate():
-        content = result_cache.kept(db.session, result_key(lang), {fee_type.code},
+        # The names in the key: read before the cache's snapshot, a name changed in between
+        # must not be kept under that snapshot.
+        key = result_key(lang) + (fee_type.name_zh, fee_type.name_en)
+        content = result_cache.kept(db.session, key, {fee_type.code},
                                     lambda snap: _comparison_content(fee_type, form, lang, marked, snap))
     else:  # the form's errors, no table
         content = render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=None,

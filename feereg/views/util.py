@@ -55,5 +55,7 @@ def result_key(lang: str) -> tuple:
     """What a page's kept result (services.result_cache) depends on besides the registry:
     the route and its every argument, the language, the day (fees in force "today"), and
     the configured exchange rates."""
+    # Sorted by name only: a repeated argument's values keep their order (the first counts).
     return (request.endpoint, request.script_root, lang, tuple(sorted((request.view_args or {}).items())),
-            tuple(sorted(request.args.items(multi=True))), today(), repr(current_app.config["EXCHANGE_RATES"]))
+            tuple(sorted(request.args.items(multi=True), key=lambda pair: pair[0])), today(),
+            repr(current_app.config["EXCHANGE_RATES"]))
