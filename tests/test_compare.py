@@ -188,3 +188,19 @@ def test_every_fee_item_links_to_its_comparison(client, session, admin):
     assert expected in client.get(f"/firms/{firm.credit_code}").get_data(as_text=True)
     assert expected in client.get(f"/items/{item.id}").get_data(as_text=True)
     assert 'href="/compare"' in client.get("/").get_data(as_text=True)
+
+
+def test_a_long_comparison_is_paged_and_numbered_across_pages(client, session, admin):
+    for n in range(53):
+        thc(make_firm("shipping_line", name_zh=f"分页{n:02d}"), admin, 100 + n)
+    session.commit()
+    first = client.get("/compare/THC?lang=en").get_data(as_text=True)
+    numbers = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>\s*<td><a href="/firms/', first)]
+    assert numbers == list(range(1, 51))
+    assert "Page 1 of 2" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    second = client.get("/compare/THC?lang=en&page=2").get_data(as_text=True)
+    numbers = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>\s*<td><a href="/firms/', second)]
+    assert numbers == [51, 52, 53]
+    assert "Page 2 of 2" in second and 'rel="prev"' in second and 'rel="next"' not in second
+    table = client.get("/compare/THC?lang=zh&page=2").get_data(as_text=True).split('<table class="data compare">')[1]
+    assert [m for m in re.findall(r"分页\d\d", table)] == ["分页50", "分页51", "分页52"]  # the dearest three

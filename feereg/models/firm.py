@@ -9,6 +9,11 @@ from ..extensions import db
 from .types import utcnow
 
 
+def firm_display_name(name_zh: str, name_en: str, locale: str) -> str:
+    """A firm's name in the reader's language: the English one where there is one."""
+    return name_en if locale.startswith("en") and name_en else name_zh
+
+
 class Firm(db.Model):
     __tablename__ = "firm"
 
@@ -40,7 +45,7 @@ class Firm(db.Model):
         return self.status == "suspended"
 
     def display_name(self, locale: str) -> str:
-        return self.name_en if locale.startswith("en") and self.name_en else self.name_zh
+        return firm_display_name(self.name_zh, self.name_en, locale)
 
 
 class FirmPort(db.Model):

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import FeeItem, FeeType
+from ..models.firm import firm_display_name
 from . import rates as rates_service
 from . import snapshot as snapshot_service
 from .in_force import FirmRef, rows_by_version_id
@@ -50,7 +51,7 @@ class ChartPoint:
     amount_cny: Decimal
 
     def firm_name(self, locale: str) -> str:
-        return self.firm_name_en if locale.startswith("en") and self.firm_name_en else self.firm_name_zh
+        return firm_display_name(self.firm_name_zh, self.firm_name_en, locale)
 
 
 @dataclass

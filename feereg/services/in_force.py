@@ -14,6 +14,7 @@ from sqlalchemy import and_, exists, literal, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import FeeItemVersion, Firm, FirmPort
+from ..models.firm import firm_display_name
 from .history import in_force_on
 
 #: What comparisons and quotes read of a version: plain columns, not ORM entities, because
@@ -45,7 +46,7 @@ class FirmRef:
         return self.status == "suspended"
 
     def display_name(self, locale: str) -> str:
-        return self.name_en if locale.startswith("en") and self.name_en else self.name_zh
+        return firm_display_name(self.name_zh, self.name_en, locale)
 
 
 def port_condition(port: str):

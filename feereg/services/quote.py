@@ -174,10 +174,19 @@ def _show_versions(session: Session, quotes: list[FirmQuote]) -> None:
             entry.version = rows[entry.version.id][0]
 
 
+def _expected(shipment: Shipment) -> dict[str, list[rules.Expect]]:
+    """Per category of firm that takes part in the shipment, the fees expected of it."""
+    return {c: rules.expected_fees(c, shipment) for c in rules.categories_for(shipment)}
+
+
+def _fee_types(expected: dict[str, list[rules.Expect]]) -> frozenset[str]:
+    return frozenset(e.fee_type for found in expected.values() for e in found)
+
+
 def fee_types_read(shipment: Shipment) -> frozenset[str]:
     """The fee types whose versions a quote of `shipment` reads: a change to any other
     leaves the quote as it was (result_cache)."""
-    return frozenset(e.fee_type for c in rules.categories_for(shipment) for e in rules.expected_fees(c, shipment))
+    return _fee_types(_expected(shipment))
 
 
 def quote_basis(snap: snapshot.Snapshot, shipment: Shipment, on: date | None = None, rates_config=None,
@@ -187,7 +196,7 @@ def quote_basis(snap: snapshot.Snapshot, shipment: Shipment, on: date | None = N
     firm details and catalog, give the same quote (result_cache)."""
     on = on or today()
     table = rates_service.rates_on(on, rates_config)
-    expected = {c: rules.expected_fees(c, shipment) for c in rules.categories_for(shipment)}
+    expected = _expected(shipment)
     if not any(expected.values()):
         return ()
     ranking = quote_rank.rank_firms(snap, shipment, on, table, expected, per_category)
@@ -208,9 +217,9 @@ def quote_shipment(session: Session, shipment: Shipment, on: date | None = None,
     on = on or today()
     itemised = per_category if itemised is None else itemised
     table = rates_service.rates_on(on, rates_config)
-    categories = rules.categories_for(shipment)
-    expected = {c: rules.expected_fees(c, shipment) for c in categories}
-    fee_types = sorted(fee_types_read(shipment))
+    expected = _expected(shipment)
+    categories = list(expected)
+    fee_types = sorted(_fee_types(expected))
     versions_by_firm: dict[FirmRef, list] = defaultdict(list)
     counts: dict[str, int] = {}
     if categories and fee_types:

@@ -644,9 +644,9 @@ def _caught_up(conn: Connection, snapshot: Snapshot, new_versions: list, events:
         added = Versions.from_rows(rows, vocab)
         if fee_types is not None:  # the items' every version: their old fee type too
             fee_types |= {vocab.fee_type.texts[c] for c in np.unique(added.fee_type)}
-        before = len(versions)
+        rows_before = len(versions)
         versions = versions.extended(np.array(items, dtype=np.int64), added)
-        if len(versions) != before + len(added):
+        if len(versions) != rows_before + len(added):
             touched = None
         _advance(moved, "version", [r.id for r in new_versions], now)
         moved.version_count += len(new_versions)
@@ -656,9 +656,9 @@ def _caught_up(conn: Connection, snapshot: Snapshot, new_versions: list, events:
     if None in changed:  # a bulk change of firms
         firms = _read_firms(conn, Firms.empty(), None, vocab)
     elif changed:
-        before = firms
+        firms_before = firms
         firms = _read_firms(conn, firms, sorted(changed), vocab)
-        if fee_types is not None and any(_firm_differs(before, firms, f) for f in changed):
+        if fee_types is not None and any(_firm_differs(firms_before, firms, f) for f in changed):
             fee_types = None  # changed without an audited action: it shows on every fee type's pages
 
     if events:

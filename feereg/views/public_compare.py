@@ -12,6 +12,7 @@ from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
 from ..i18n import current_language
 from ..services import compare as compare_service
 from ..services import quote as quote_service
+from ..services import reads
 from ..services import result_cache
 from ..services.quote_rules import SERVICES, categories_for
 from ..services.registry import today
@@ -83,8 +84,8 @@ def _comparison_content(fee_type, form: CompareForm, lang: str, marked: int | No
               for point in comparison.chart_rows]
     chart = charts.strip_chart(points, comparison.stats, sampled=comparison.chart_sampled)
     return render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=comparison,
-                           rows=comparison.rows, page=page, pages=max(1, -(-comparison.total // ROWS_PER_PAGE)),
-                           per_page=ROWS_PER_PAGE, chart=chart, sort=sort, descending=descending,
+                           rows=reads.Page(comparison.rows, comparison.total, page, ROWS_PER_PAGE),
+                           chart=chart, sort=sort, descending=descending,
                            sort_urls=_sort_urls(fee_type.code, sort, descending), marked=marked, today=today())
 
 
