@@ -189,3 +189,33 @@ def test_a_flag_raised_meanwhile_by_another_transaction_is_taken_not_inserted_tw
     assert stored[id(second)].id == first_id and stored[id(own)].id not in (None, first_id)
     session.commit()
     assert session.scalar(select(func.count()).select_from(Flag)) == 2
+
+
+def test_a_flag_taken_and_moved_on_meanwhile_is_found_by_its_subject(session):
+    """The flag another transaction raised first may have followed its item to a newer
+    version (a third transaction moved its fingerprint) before this one looks it up: it is
+    found by its rule and subject. (Seen in CI: a KeyError under many publishers at once.)"""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from feereg.extensions import db
+    from feereg.models import Flag
+
+    firm = make_firm("shipping_line")
+    session.commit()
+
+    def new_flag(version: int) -> Flag:
+        return Flag(rule="PEER_OUTLIER", severity="medium", status="open", firm_id=firm.id,
+                    subject="item:7", fingerprint=f"PEER_OUTLIER|item:7|v{version}", evidence={"ratio": "4.0"})
+
+    with Session(db.engine) as other:  # raised by another publish, then moved on by a third
+        other.add(new_flag(1))
+        other.commit()
+        moved = other.scalar(select(Flag).where(Flag.fingerprint == "PEER_OUTLIER|item:7|v1"))
+        moved.fingerprint = "PEER_OUTLIER|item:7|v2"
+        other.commit()
+        moved_id = moved.id
+    late = new_flag(1)
+    found = checks._taken_flags(session, [late])
+    assert found[late.fingerprint].id == moved_id
+    assert found[late.fingerprint].fingerprint == "PEER_OUTLIER|item:7|v2"

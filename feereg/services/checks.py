@@ -715,11 +715,27 @@ def _insert_flags(session: Session, flags: list[Flag]) -> tuple[dict[int, Flag],
              if getattr(flag, column.key) is not None} for flag in ordered]
     stored = {flag.fingerprint: flag for flag in session.scalars(
         pg_insert(Flag).on_conflict_do_nothing(constraint="uq_flag_fingerprint").returning(Flag), rows)}
-    taken = [flag.fingerprint for flag in ordered if flag.fingerprint not in stored]
-    for start in range(0, len(taken), 500):
-        stored.update((flag.fingerprint, flag) for flag in session.scalars(
-            select(Flag).where(Flag.fingerprint.in_(taken[start:start + 500]))))
-    return {id(flag): stored[flag.fingerprint] for flag in flags}, set(taken)
+    taken = [flag for flag in ordered if flag.fingerprint not in stored]
+    stored.update(_taken_flags(session, taken))
+    return {id(flag): stored[flag.fingerprint] for flag in flags}, {flag.fingerprint for flag in taken}
+
+
+def _taken_flags(session: Session, flags: list[Flag]) -> dict[str, Flag]:
+    """By fingerprint, the stored flags standing for these, which another transaction
+    raised first. Such a flag may since have followed its item to a newer version (a third
+    transaction moved its fingerprint on): it is then the flag of its rule and subject on
+    the newest version. Flags are never deleted, and a flag keeps its rule and subject."""
+    found: dict[str, Flag] = {}
+    fingerprints = [flag.fingerprint for flag in flags]
+    for start in range(0, len(fingerprints), 500):
+        found.update((flag.fingerprint, flag) for flag in session.scalars(
+            select(Flag).where(Flag.fingerprint.in_(fingerprints[start:start + 500]))))
+    for flag in flags:
+        if flag.fingerprint not in found:
+            found[flag.fingerprint] = session.scalars(
+                select(Flag).where(Flag.rule == flag.rule, Flag.subject == flag.subject)
+                .order_by(Flag.version_id.desc().nulls_last(), Flag.id.desc()).limit(1)).one()
+    return found
 
 
 def _set_evidence(flag: Flag, finding: Finding) -> None:
