@@ -1,6 +1,7 @@
-"""Comparison and quote pages kept per process (services/result_cache.py): a kept page is
-served only while none of the fee types it reads changed, so after any change to the
-registry every page must be exactly what rendering it afresh gives."""
+"""Comparison, quote and search pages kept per process (services/result_cache.py): a kept
+page is served only while none of the fee types it reads changed (or, for a search, while
+the index answers the same), so after any change to the registry every page must be
+exactly what rendering it afresh gives."""
 import random
 
 import pytest
@@ -20,6 +21,10 @@ PAGES = [
     "/quote/results?port=YANTIAN&direction=export&count_20=2&count_40HQ=1&bills=2&storage_days=0",
     "/quote/results?port=YANTIAN&direction=import&count_40=1&bills=1&storage_days=12&lang=en",
     "/quote/results?port=SHEKOU&direction=import&count_40HQ=3&bills=1&storage_days=7&more=offport_yard",
+    # Searches: every firm's name (随机), renamed and new firms' names, fee types with facets.
+    "/search?q=随机", "/search?q=随机&sort=amount&lang=en", "/search?q=随机&page=2&sort=amount_desc",
+    "/search?q=改名", "/search?q=Renamed&lang=en", "/search?q=新来",
+    "/search?q=THC&port=SHEKOU", "/search?q=LOLO&category=offport_yard&lang=en", "/search?q=EIR&currency=USD",
 ]
 
 
@@ -59,7 +64,8 @@ def kept_and_fresh(app, monkeypatch):
     return pages
 
 
-def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and_fresh):
+@pytest.mark.search_backends
+def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and_fresh, search_backend):
     rng = random.Random(20261124)
     _random_registry(rng, admin)
     session.commit()
@@ -171,3 +177,36 @@ def test_a_firm_changed_without_an_audited_action_shows_once_it_publishes(sessio
     session.commit()
     page = client_page(app, "/compare/THC?lang=en")
     assert "New Name Lines" in page and "Old Name Lines" not in page
+
+
+@pytest.mark.search_backends
+def test_a_search_page_is_kept_while_the_index_answers_the_same(session, admin, app, search_backend):
+    """The lineage does not follow the search index (Whoosh is written after the commit,
+    `feereg reindex` rebuilds it): a kept search page is used only on the same answer."""
+    from feereg.search import get_backend
+
+    rng = random.Random(11)
+    _random_registry(rng, admin)
+    session.commit()
+    result_cache.clear()
+    url = "/search?q=LOLO&lang=en"
+    first = client_page(app, url)
+    assert client_page(app, url) == first
+    assert result_cache._cache.served["same basis"] == 1
+
+    # A change to a fee type the search does not find: the same answer, the page kept.
+    item = session.query(FeeItem).filter_by(fee_type_code="THC", status="published").first()
+    item.amount = D("4321")
+    registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
+    session.commit()
+    assert client_page(app, url) == first
+    assert result_cache._cache.served["same basis"] == 2
+
+    # The index loses an item without the registry changing: the page follows the index.
+    lolo = session.query(FeeItem).filter_by(fee_type_code="LOLO", status="published").order_by(FeeItem.id).all()
+    shown = len(lolo)
+    assert f"{shown} fees found" in first
+    get_backend().remove([lolo[0].id])
+    after = client_page(app, url)
+    assert f"{shown - 1} fees found" in after
+    assert after != first and result_cache._cache.served["same basis"] == 2

@@ -33,7 +33,9 @@ MAX_CHARS = 24_000_000
 class _Kept:
     lineage: Lineage
     generation: int
-    fee_types: frozenset
+    #: None: the result reads more than the lineage follows (a search index); only an
+    #: unchanged basis lets it be used again.
+    fee_types: frozenset | None
     value: str
     #: What the result was worked out from, when its maker can tell (see `kept`).
     basis: Hashable = None
@@ -50,8 +52,8 @@ class ResultCache:
 
     def lookup(self, snap: snapshot_service.Snapshot, key: tuple) -> tuple[_Kept | None, bool]:
         """(what is kept under `key`, whether it still holds on `snap`). Kept and not known
-        to hold: one of its fee types changed, but no firm's details and not the catalog,
-        so its basis may still be the same."""
+        to hold: one of its fee types changed (or it names none), but no firm's details
+        and not the catalog, so its basis may still be the same."""
         with self._lock:
             kept = self._kept.get(key)
             if kept is None:
@@ -64,10 +66,10 @@ class ResultCache:
             changed = snap.lineage.fee_types_changed_since(generation, snap.generation)
             if changed is None:
                 return None, False
-            if not changed.isdisjoint(kept.fee_types):
+            if kept.fee_types is None or not changed.isdisjoint(kept.fee_types):
                 return kept, False
             self.renew(kept, snap)
-        return kept, True
+        return kept, kept.fee_types is not None
 
     def renew(self, kept: _Kept, snap: snapshot_service.Snapshot) -> None:
         """Checked up to `snap`: the next check starts from there."""
@@ -80,7 +82,8 @@ class ResultCache:
             old = self._kept.pop(key, None)
             if old is not None:
                 self._chars -= len(old.value)
-            self._kept[key] = _Kept(snap.lineage, snap.generation, frozenset(fee_types), value, basis)
+            self._kept[key] = _Kept(snap.lineage, snap.generation, None if fee_types is None else frozenset(fee_types),
+                                    value, basis)
             self._chars += len(value)
             while self._chars > self.max_chars:
                 _key, dropped = self._kept.popitem(last=False)
@@ -105,7 +108,13 @@ def kept(session: Session, key: tuple, fee_types, make: Callable[[snapshot_servi
     basis: for a result that shows only part of what its fee types hold (a quote lists
     the cheapest firms): what the result was worked out from, computed on a snapshot
     more cheaply than the result. While no firm's details and not the catalog changed,
-    a kept result whose basis is unchanged is the result: used again."""
+    a kept result whose basis is unchanged is the result: used again.
+
+    fee_types None: the result also reads what the lineage does not follow (the search
+    index: written after the commit by some backends, rebuilt by `feereg reindex`), so its
+    basis is always asked, and is the whole of what it read there."""
+    if fee_types is None and basis is None:
+        raise ValueError("a result kept for any fee type needs a basis")
     snap = snapshot_service.current(session)
     found, valid = _cache.lookup(snap, key)
     if valid:

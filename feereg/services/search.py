@@ -67,6 +67,17 @@ class SearchPage(Paged):
     #: The error is the index's, not the query's: the page answers 503 (try again later).
     unavailable: bool = False
     notices: list = field(default_factory=list)
+    #: What the index found, in ranking order; `results` holds their rows once loaded.
+    hits: list = field(default_factory=list, repr=False)
+    parsed: ParsedQuery | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def basis(self) -> tuple:
+        """What the index answered, as a value: two answers alike show the same rows, since
+        a version never changes once written (its firm and the catalog may: see
+        services/result_cache.py)."""
+        return (tuple(self.hits), self.total,
+                tuple((facet, tuple(values)) for facet, values in self.facets.items()))
 
 
 def clean_filters(raw: dict, fee_type_codes: set[str]) -> dict[str, str]:
@@ -82,24 +93,36 @@ def clean_filters(raw: dict, fee_type_codes: set[str]) -> dict[str, str]:
 
 def search_fees(session: Session, raw_query: str | None, filters: dict[str, str], sort: str = "relevance",
                 page: int = 1, per_page: int = 20) -> SearchPage:
+    return load_results(session, find_fees(raw_query, filters, sort, page, per_page))
+
+
+def find_fees(raw_query: str | None, filters: dict[str, str], sort: str = "relevance",
+              page: int = 1, per_page: int = 20) -> SearchPage:
+    """What the index finds: the page's hits, total and facets, no rows read yet."""
     sort = sort if sort in SORTS else "relevance"
     result = SearchPage(query=raw_query or "", page=page, per_page=per_page, filters=filters, sort=sort)
     try:
-        parsed = parse(raw_query)
+        result.parsed = parse(raw_query)
     except QueryError as exc:
         result.error = str(exc)
         return result
-    result.notices = list(parsed.notices)
+    result.notices = list(result.parsed.notices)
     try:
-        found = get_backend().search(parsed, filters, sort, page, per_page)
+        found = get_backend().search(result.parsed, filters, sort, page, per_page)
     except SearchUnavailable:
         log.exception("search index unavailable")
         result.unavailable = True
         result.error = str(_l("Search is not available right now: its index is being rebuilt. "
                               "Try again in a few minutes, or browse the firm directory."))
         return result
-    result.total, result.facets = found.total, found.facets
-    result.results = _load(session, [hit.version_id for hit in found.hits], parsed)
+    result.hits, result.total, result.facets = found.hits, found.total, found.facets
+    return result
+
+
+def load_results(session: Session, result: SearchPage) -> SearchPage:
+    """The found versions' rows, in the index's ranking order."""
+    if result.hits:
+        result.results = _load(session, [hit.version_id for hit in result.hits], result.parsed)
     return result
 
 

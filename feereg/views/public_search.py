@@ -4,14 +4,17 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import render_template, request, url_for
+from markupsafe import Markup
 
 from ..extensions import configured_limit, db, limiter
 from ..forms.search import SearchForm
+from ..i18n import current_language
 from ..search import FACETS
+from ..services import result_cache
 from ..services import search as search_service
 from ..services.catalog import fee_type_names
 from .public import bp
-from .util import page_arg
+from .util import page_arg, result_key
 
 PER_PAGE = 20
 #: Deep pages of a broad search cost more than anyone reads; narrow with facets instead.
@@ -29,15 +32,26 @@ def search():
     fee_types = fee_type_names(db.session)
     filters = search_service.clean_filters(request.args, set(fee_types))
     page = min(page_arg(), MAX_PAGE)
-    result = None
+    found = None
     if "q" in request.args:  # an empty box submitted gets the message saying what to type
-        result = search_service.search_fees(db.session, form.q.data, filters, form.sort.data or "relevance",
-                                            page, PER_PAGE)
-    body = render_template("public/search.html", form=form, result=result, fee_types=fee_types,
-                           facets=FACETS, search_url=_search_url)
-    if result is not None and result.unavailable:  # the index's fault, not the query's: retry later
-        return body, 503, {"Retry-After": "60"}
-    return body
+        found = search_service.find_fees(form.q.data, filters, form.sort.data or "relevance", page, PER_PAGE)
+
+    def content(_snapshot=None) -> str:
+        result = found and search_service.load_results(db.session, found)
+        return render_template("public/_search_content.html", form=form, result=result, fee_types=fee_types,
+                               facets=FACETS, search_url=_search_url)
+
+    if found is None or found.error:  # nothing read off the registry: nothing worth keeping
+        body = render_template("public/search.html", content=Markup(content()))
+        if found is not None and found.unavailable:  # the index's fault, not the query's: retry later
+            return body, 503, {"Retry-After": "60"}
+        return body
+    # Rendering the rows is most of a search's cost; the same answer from the index shows
+    # the same rows. The catalog's names are in the key: read before the cache's snapshot,
+    # a name changed in between must not be kept under that snapshot.
+    key = result_key(current_language()) + tuple(fee_types.values())
+    kept = result_cache.kept(db.session, key, None, content, basis=lambda _snapshot: found.basis)
+    return render_template("public/search.html", content=Markup(kept))
 
 
 def _search_url(**changes) -> str:
