@@ -14,7 +14,10 @@ Decisions:
   snapshot's warm-up thread) is shared across fork. Preloading would save little memory:
   the snapshot is per worker either way, and reference counting soon copies shared pages.
 - Workers are recycled after FEEREG_MAX_REQUESTS requests, with jitter so that they do
-  not all restart (and rebuild their snapshots) at the same moment.
+  not all restart (and rebuild their snapshots) at the same moment. Rarely: a new worker
+  rebuilds its snapshot and search columns (about 25 s of one core at a million items)
+  and meanwhile the others take its share. At 5,000 requests a busy worker restarted every
+  minute or two; the load benchmark's slowest requests were those queued behind a restart.
 - Timeouts: a worker silent for FEEREG_TIMEOUT seconds is killed (a PDF of a large
   schedule takes seconds, not a minute); on a restart or stop, requests in flight get
   FEEREG_GRACEFUL_TIMEOUT seconds to finish.
@@ -37,8 +40,8 @@ ENVIRONMENT = {
     "FEEREG_TIMEOUT": "60",
     "FEEREG_GRACEFUL_TIMEOUT": "30",
     "FEEREG_KEEPALIVE": "5",
-    "FEEREG_MAX_REQUESTS": "5000",
-    "FEEREG_MAX_REQUESTS_JITTER": "500",
+    "FEEREG_MAX_REQUESTS": "100000",
+    "FEEREG_MAX_REQUESTS_JITTER": "10000",
     "FEEREG_PRELOAD": "0",
     "FEEREG_ACCESS_LOG": "-",
     "FEEREG_ERROR_LOG": "-",
