@@ -81,7 +81,10 @@ def test_a_kept_page_is_always_the_page_rendered_afresh(session, admin, kept_and
     # Pages were served from what was kept across changes that did not touch their fee
     # types, and quotes across changes that left their firms listed as they were.
     assert len(kept_and_fresh.served_from_kept) >= 40
-    assert result_cache._cache.served["same basis"] >= 5
+    assert result_cache._cache.served_by_page["same basis", "public.quote_results"] >= 5
+    # Search pages: only ever on the index's same answer, never on the lineage alone.
+    assert result_cache._cache.served_by_page["same basis", "public.search"] >= 20
+    assert result_cache._cache.served_by_page["kept", "public.search"] == 0
 
 
 def test_a_change_to_one_fee_type_leaves_the_others_kept(session, admin, kept_and_fresh, app):
@@ -179,6 +182,27 @@ def test_a_firm_changed_without_an_audited_action_shows_once_it_publishes(sessio
     assert "New Name Lines" in page and "Old Name Lines" not in page
 
 
+def test_a_search_page_shows_a_firm_changed_without_an_audited_action_at_once(session, admin, app):
+    """A search reads its firms afresh: no publish needed, unlike the snapshot's pages."""
+    from sqlalchemy import text
+
+    firm = make_firm("shipping_line", name_zh="旧名", name_en="Old Name Lines")
+    publish(firm, admin, effective_from=days(-3), fee_type="THC", name_zh="码头操作费", name_en="Terminal handling",
+            unit="per_container", container_size="40", amount="100", ports="")
+    session.commit()
+    result_cache.clear()
+    url = "/search?q=THC&lang=en"
+    assert "Old Name Lines" in client_page(app, url)
+    assert "Old Name Lines" in client_page(app, url)  # kept
+    assert result_cache._cache.served_by_page["same basis", "public.search"] == 1
+    session.execute(text("UPDATE firm SET name_en = 'New Name Lines', status = 'suspended' WHERE id = :id"),
+                    {"id": firm.id})
+    session.commit()
+    page = client_page(app, url)
+    assert "New Name Lines" in page and "Old Name Lines" not in page
+    assert result_cache._cache.served_by_page["same basis", "public.search"] == 1
+
+
 @pytest.mark.search_backends
 def test_a_search_page_is_kept_while_the_index_answers_the_same(session, admin, app, search_backend):
     """The lineage does not follow the search index (Whoosh is written after the commit,
@@ -192,7 +216,7 @@ def test_a_search_page_is_kept_while_the_index_answers_the_same(session, admin, 
     url = "/search?q=LOLO&lang=en"
     first = client_page(app, url)
     assert client_page(app, url) == first
-    assert result_cache._cache.served["same basis"] == 1
+    assert result_cache._cache.served_by_page["same basis", "public.search"] == 1
 
     # A change to a fee type the search does not find: the same answer, the page kept.
     item = session.query(FeeItem).filter_by(fee_type_code="THC", status="published").first()
@@ -200,7 +224,7 @@ def test_a_search_page_is_kept_while_the_index_answers_the_same(session, admin, 
     registry.publish_item(session, item, admin, days(-1), allow_backdate=True)
     session.commit()
     assert client_page(app, url) == first
-    assert result_cache._cache.served["same basis"] == 2
+    assert result_cache._cache.served_by_page["same basis", "public.search"] == 2
 
     # The index loses an item without the registry changing: the page follows the index.
     lolo = session.query(FeeItem).filter_by(fee_type_code="LOLO", status="published").order_by(FeeItem.id).all()
@@ -209,4 +233,4 @@ def test_a_search_page_is_kept_while_the_index_answers_the_same(session, admin, 
     get_backend().remove([lolo[0].id])
     after = client_page(app, url)
     assert f"{shown - 1} fees found" in after
-    assert after != first and result_cache._cache.served["same basis"] == 2
+    assert after != first and result_cache._cache.served_by_page["same basis", "public.search"] == 2

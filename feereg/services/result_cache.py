@@ -10,6 +10,10 @@ or the catalog changed. So a kept result is served while none of its fee types c
 since it was made, checked against the snapshot as of the latest commit: a result is
 never served stale, it is made again.
 
+A search page reads the search index, which the lineage does not follow (Whoosh is
+written after the commit, `feereg reindex` rebuilds it): it is kept with no fee types
+and served again only when the index answers the same and its firms read the same.
+
 The store is per process and bounded in characters (least recently used dropped first);
 a snapshot rebuilt from scratch has a new lineage, and nothing kept before it is used.
 """
@@ -49,6 +53,8 @@ class ResultCache:
         self._lock = threading.Lock()
         #: How results were served: "kept", "same basis" (kept, its basis checked) or "made".
         self.served: Counter = Counter()
+        #: The same, per (how, the page's endpoint: the key's first part).
+        self.served_by_page: Counter = Counter()
 
     def lookup(self, snap: snapshot_service.Snapshot, key: tuple) -> tuple[_Kept | None, bool]:
         """(what is kept under `key`, whether it still holds on `snap`). Kept and not known
@@ -89,11 +95,16 @@ class ResultCache:
                 _key, dropped = self._kept.popitem(last=False)
                 self._chars -= len(dropped.value)
 
+    def count(self, how: str, key: tuple) -> None:
+        self.served[how] += 1
+        self.served_by_page[how, key[0]] += 1
+
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
             self._chars = 0
             self.served.clear()
+            self.served_by_page.clear()
 
 
 _cache = ResultCache()
@@ -118,14 +129,14 @@ def kept(session: Session, key: tuple, fee_types, make: Callable[[snapshot_servi
     snap = snapshot_service.current(session)
     found, valid = _cache.lookup(snap, key)
     if valid:
-        _cache.served["kept"] += 1
+        _cache.count("kept", key)
         return found.value
     now = basis(snap) if basis is not None else None
     if found is not None and now is not None and now == found.basis:
         _cache.renew(found, snap)
-        _cache.served["same basis"] += 1
+        _cache.count("same basis", key)
         return found.value
-    _cache.served["made"] += 1
+    _cache.count("made", key)
     value = make(snap)
     _cache.put(snap, key, fee_types, value, now)
     return value

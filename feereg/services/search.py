@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from .. import codes
-from ..models import FeeItemVersion
+from ..models import FeeItemVersion, Firm
 from ..search import FACETS, SORTS, SearchUnavailable, get_backend
 from ..search.highlight import highlight
 from ..search.query import ParsedQuery, QueryError, parse
@@ -73,9 +73,8 @@ class SearchPage(Paged):
 
     @property
     def basis(self) -> tuple:
-        """What the index answered, as a value: two answers alike show the same rows, since
-        a version never changes once written (its firm and the catalog may: see
-        services/result_cache.py)."""
+        """What the index answered, as a value: two answers alike show the same versions,
+        which never change once written (their firms may: `shown_firms`)."""
         return (tuple(self.hits), self.total,
                 tuple((facet, tuple(values)) for facet, values in self.facets.items()))
 
@@ -117,6 +116,18 @@ def find_fees(raw_query: str | None, filters: dict[str, str], sort: str = "relev
         return result
     result.hits, result.total, result.facets = found.hits, found.total, found.facets
     return result
+
+
+def shown_firms(session: Session, result: SearchPage) -> tuple:
+    """What the page shows of the found versions' firms, as a value. The snapshot's lineage
+    sees a firm's audited changes; this sees one made without the application too."""
+    if not result.hits:
+        return ()
+    return tuple(tuple(row) for row in session.execute(
+        select(Firm.id, Firm.credit_code, Firm.name_zh, Firm.name_en, Firm.status)
+        .join(FeeItemVersion, FeeItemVersion.firm_id == Firm.id)
+        .where(FeeItemVersion.id.in_([hit.version_id for hit in result.hits]))
+        .distinct().order_by(Firm.id)))
 
 
 def load_results(session: Session, result: SearchPage) -> SearchPage:

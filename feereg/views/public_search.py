@@ -1,6 +1,7 @@
 """The public search page, added to the public blueprint."""
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlencode
 
 from flask import render_template, request, url_for
@@ -46,12 +47,18 @@ def search():
         if found is not None and found.unavailable:  # the index's fault, not the query's: retry later
             return body, 503, {"Retry-After": "60"}
         return body
-    # Rendering the rows is most of a search's cost; the same answer from the index shows
-    # the same rows. The catalog's names are in the key: read before the cache's snapshot,
-    # a name changed in between must not be kept under that snapshot.
-    key = result_key(current_language()) + tuple(fee_types.values())
-    kept = result_cache.kept(db.session, key, None, content, basis=lambda _snapshot: found.basis)
+    # The same answer from the index shows the same versions (never changed once written);
+    # their firms are read again, being few. The catalog's names are in the key: read
+    # before the cache's snapshot, a name changed in between must not be kept under it.
+    key = result_key(current_language()) + (catalog_digest(fee_types),)
+    kept = result_cache.kept(db.session, key, None, content,
+                             basis=lambda _snapshot: (found.basis, search_service.shown_firms(db.session, found)))
     return render_template("public/search.html", content=Markup(kept))
+
+
+def catalog_digest(fee_types: dict) -> str:
+    names = "\x1f".join(f"{c.code}\x1e{c.zh}\x1e{c.en}" for c in sorted(fee_types.values(), key=lambda c: c.code))
+    return hashlib.blake2b(names.encode(), digest_size=16).hexdigest()
 
 
 def _search_url(**changes) -> str:
