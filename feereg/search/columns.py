@@ -184,6 +184,13 @@ class Columns:
         return cls(item_id, version_id, firm_id, gid, cny, vf, vu, alive, groups, garrays, asc, desc,
                    build, seq)
 
+    @property
+    def largest_firm_id(self) -> int:
+        cached = getattr(self, "_largest_firm_id", None)
+        if cached is None:
+            cached = self._largest_firm_id = int(self.firm_id.max(initial=0))
+        return cached
+
     # --- per day -------------------------------------------------------------------
 
     def live(self, today: date) -> "Live":
@@ -206,20 +213,20 @@ class Columns:
             if value:
                 group_ok &= g.matching("ports" if facet == "port" else _FACET_ATTRS[facet], [value])
         group_score = np.zeros(g.size, dtype=np.int16)
-        firm_terms = []  # (group weights, firm lookup table) of terms that match firm names
+        firm_terms = []  # (group weights or None, firm lookup table) of terms that match firm names
         for by_kind in matches:
             weight = np.zeros(g.size, dtype=np.int16)
             for kind, refs in by_kind.items():
-                if refs and kind != "f":
+                if len(refs) and kind != "f":
                     hit = g.matching(_KIND_ATTRS[kind], refs)
                     np.maximum(weight, np.where(hit, KIND_WEIGHTS[kind], 0).astype(np.int16), out=weight)
-            firms = by_kind.get("f")
-            if firms:
-                table = np.zeros(max(int(max(firms)), int(self.firm_id.max(initial=0))) + 1, dtype=np.int16)
-                table[np.array(firms, dtype=np.int64)] = KIND_WEIGHTS["f"]
-                firm_terms.append((weight, table))
+            firms = np.asarray(by_kind.get("f", ()), dtype=np.int64)
+            if len(firms):
+                table = np.zeros(max(int(firms.max()), self.largest_firm_id) + 1, dtype=np.int16)
+                table[firms] = KIND_WEIGHTS["f"]
+                firm_terms.append((weight if weight.any() else None, table))
             else:
-                if not any(by_kind.values()):
+                if not any(len(refs) for refs in by_kind.values()):
                     return [], 0, {facet: [] for facet in FACETS}
                 group_ok &= weight > 0
                 group_score += weight
@@ -228,12 +235,15 @@ class Columns:
             counts = np.where(group_ok, live.counts, 0)
             mask = score = None
         else:  # a firm name decides some items: per item, then counted by group
-            mask = live.mask & group_ok[self.gid]
-            score = group_score[self.gid]
+            # Each step below reads a million rows: skip the ones that would change nothing.
+            mask = live.mask & group_ok[self.gid] if not group_ok.all() else live.mask.copy()
+            score = group_score[self.gid] if group_score.any() else None
             for weight, table in firm_terms:
-                term = np.maximum(weight[self.gid], table[self.firm_id])
+                term = table[self.firm_id]
+                if weight is not None:
+                    np.maximum(term, weight[self.gid], out=term)
                 mask &= term > 0
-                score = score + term
+                score = term if score is None else score + term
             counts = np.bincount(self.gid[mask], minlength=g.size)
         total = int(counts.sum())
         facets = self._facets(counts)

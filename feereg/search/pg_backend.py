@@ -136,9 +136,11 @@ class PgBackend:
         """Per term, the refs of the matching texts by kind (as WhooshBackend.matches)."""
         try:
             with self.store.reading() as conn:
-                return self.store.columns.current_and_matches(conn, query.terms)[1]
+                matches = self.store.columns.current_and_matches(conn, query.terms)[1]
         except DBAPIError as exc:
             raise SearchUnavailable(str(exc).splitlines()[0]) from exc
+        return [{kind: refs.tolist() if hasattr(refs, "tolist") else list(refs) for kind, refs in by_kind.items()}
+                for by_kind in matches]
 
     def search(self, query: ParsedQuery, filters: dict, sort: str, page: int, per_page: int) -> SearchResult:
         try:

@@ -27,6 +27,8 @@ from .postings import intersect
 from .query import Term
 
 _EMPTY = np.zeros(0, dtype=np.int32)
+#: Firm ids a snapshot keeps of the terms it matched (8 bytes each: 32 MB at most).
+MATCHES_KEPT = 4_000_000
 
 
 @lru_cache(maxsize=200_000)
@@ -58,6 +60,10 @@ class FirmNames:
         #: Firms named anew since the snapshot was built: firm id → (name, its tokens).
         self.overrides = overrides or {}
         self._overridden = np.array(sorted(self.overrides), dtype=np.int64)
+        #: Terms matched on this snapshot (by their pieces): a district or trade word in
+        #: most names takes milliseconds to check phrase by phrase, and searches repeat.
+        self._matched: dict[tuple, np.ndarray] = {}
+        self._matched_size = 0
 
     @classmethod
     def build(cls, rows) -> "FirmNames":
@@ -83,8 +89,20 @@ class FirmNames:
     def __len__(self) -> int:
         return len(self.firm_ids)
 
-    def match(self, term: Term) -> list[int]:
-        """The ids of the firms whose name holds every piece of the term."""
+    def match(self, term: Term) -> np.ndarray:
+        """The ids of the firms whose name holds every piece of the term (read-only)."""
+        found = self._matched.get(term.pieces)
+        if found is None:
+            found = self._match(term)
+            found.flags.writeable = False
+            if self._matched_size + len(found) > MATCHES_KEPT:
+                self._matched.clear()
+                self._matched_size = 0
+            self._matched[term.pieces] = found
+            self._matched_size += len(found)
+        return found
+
+    def _match(self, term: Term) -> np.ndarray:
         needed = _needed(term)
         found = self._intersect(needed)
         phrases = any(kind == "cjk" and len(piece) > 2 for kind, piece in term.pieces)
@@ -98,7 +116,7 @@ class FirmNames:
                      if needed <= held and (not phrases or pg_tokens.holds(body, term))]
             if extra:
                 ids = np.concatenate((ids, np.array(extra, dtype=np.int64)))
-        return ids.tolist()
+        return ids
 
     def _intersect(self, needed: set[str]) -> np.ndarray:
         if any(token not in self.postings for token in needed):

@@ -276,7 +276,7 @@ class SearchCache:
 
     def current_and_matches(self, conn: Connection, terms: list[Term]) -> tuple[Columns, list[dict[str, list]]]:
         """The columns, and per term the refs of the texts holding all its pieces, by kind
-        ("n": text keys, "f": firm ids, "t": fee type codes, ...)."""
+        ("n": text keys, "f": firm ids as a read-only array, "t": fee type codes, ...)."""
         position = self._position
         horizon = position.horizon if position is not None else -1
         parts, params = _match_sql(terms, extra=_NO_CHANGES)
@@ -304,7 +304,7 @@ class SearchCache:
                 self._position = position
         for term, found in zip(terms, matches):
             firms = position.firms.match(term)
-            if firms:
+            if len(firms):
                 found["f"] = firms
         return position.columns, matches
 
@@ -384,9 +384,9 @@ def search_sql(conn: Connection, matches: list[dict[str, list]], filters: dict[s
     for number, by_kind in enumerate(matches):
         tests = []
         for kind, refs in sorted(by_kind.items(), key=lambda kv: -KIND_WEIGHTS[kv[0]]):
-            if refs:
+            if len(refs):
                 name = f"t{number}{kind}"
-                params[name] = list(refs)
+                params[name] = refs.tolist() if hasattr(refs, "tolist") else list(refs)  # firm ids: an array
                 tests.append((_KIND_TESTS[kind].format(p=name), KIND_WEIGHTS[kind]))
         if not tests:
             return [], 0, {facet: [] for facet in FACETS}
