@@ -184,6 +184,10 @@ class Columns:
         return cls(item_id, version_id, firm_id, gid, cny, vf, vu, alive, groups, garrays, asc, desc,
                    build, seq)
 
+    def per_row(self, per_group: np.ndarray) -> np.ndarray:
+        """A value per group spread to the rows (np.take: twice as fast as indexing)."""
+        return np.take(per_group, self.gid)
+
     @property
     def largest_firm_id(self) -> int:
         cached = getattr(self, "_largest_firm_id", None)
@@ -236,12 +240,12 @@ class Columns:
             mask = score = None
         else:  # a firm name decides some items: per item, then counted by group
             # Each step below reads a million rows: skip the ones that would change nothing.
-            mask = live.mask & group_ok[self.gid] if not group_ok.all() else live.mask.copy()
-            score = group_score[self.gid] if group_score.any() else None
+            mask = live.mask & self.per_row(group_ok) if not group_ok.all() else live.mask.copy()
+            score = self.per_row(group_score) if group_score.any() else None
             for weight, table in firm_terms:
-                term = table[self.firm_id]
+                term = np.take(table, self.firm_id)
                 if weight is not None:
-                    np.maximum(term, weight[self.gid], out=term)
+                    np.maximum(term, self.per_row(weight), out=term)
                 mask &= term > 0
                 score = term if score is None else score + term
             counts = np.bincount(self.gid[mask], minlength=g.size)
@@ -250,7 +254,7 @@ class Columns:
         if not total:
             return [], 0, facets
         if mask is None:
-            mask = live.mask & group_ok[self.gid]
+            mask = live.mask & self.per_row(group_ok)
         wanted = (page - 1) * per_page, per_page
         if sort == "relevance":
             if score is None:
@@ -311,7 +315,7 @@ class Columns:
         tiers = {}
         for s in np.unique(group_score[group_ok & (counts > 0)])[::-1]:
             tiers[int(s)] = int(counts[group_score == s].sum())
-        return self._by_tiers(tiers, lambda s: mask & (group_score == s)[self.gid], skip, take)
+        return self._by_tiers(tiers, lambda s: mask & self.per_row(group_score == s), skip, take)
 
     def _ranked_items(self, mask, score, wanted) -> np.ndarray:
         skip, take = wanted
