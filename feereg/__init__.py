@@ -48,6 +48,7 @@ def _bind_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale,
                    default_translation_directories=str(Path(__file__).parent / "translations"))
+    i18n.install_template_gettext(app)
     limiter.init_app(app)
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import flask_babel
 from flask import current_app, has_request_context, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 
 
 def select_locale() -> str:
@@ -20,6 +21,33 @@ def select_locale() -> str:
 def current_language() -> str:
     locale = get_locale()
     return locale.language if locale else "zh"
+
+
+def translations():
+    """flask_babel's get_translations(), remembered while the locale is the same object (a
+    request's, or one force_locale sets and then restores). A template asks for it on every
+    `_()`, 40–300 times a page, and flask_babel's own lookup walks `g` three times each."""
+    context = flask_babel._get_current_context()
+    if context is None:
+        return get_translations()
+    locale = getattr(context, "babel_locale", None)
+    kept = getattr(context, "feereg_translations", None)
+    if kept is not None and locale is not None and kept[0] is locale:
+        return kept[1]
+    found = get_translations()  # sets babel_locale when not yet chosen
+    context.feereg_translations = (getattr(context, "babel_locale", None), found)
+    return found
+
+
+def install_template_gettext(app) -> None:
+    """Templates' `_()` and friends through `translations()` (as flask_babel installs them)."""
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+    )
 
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"

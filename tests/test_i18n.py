@@ -38,3 +38,27 @@ def test_code_labels_follow_the_language(client, session):
     en = client.get(f"/firms/{firm.credit_code}?lang=en").get_data(as_text=True)
     assert "港外堆场" in zh and "蛇口" in zh
     assert "Off-port container yard" in en and "Shekou" in en
+
+
+def test_templates_follow_a_forced_language_and_return_to_the_page_s_own(app):
+    """Templates' `_()` remembers the translations per locale (i18n.translations): a feed
+    or API message rendered with force_locale inside a Chinese page must still switch."""
+    from flask import g, render_template_string
+    from flask_babel import force_locale, refresh
+
+    source = "{{ _('Firm directory') }}"
+    with app.app_context(), app.test_request_context("/?lang=zh"):  # a g of its own
+        g.page = "zh"  # flask_babel's force_locale does nothing while g is empty
+        chinese = render_template_string(source)
+        assert chinese != "Firm directory"
+        with force_locale("en"):
+            assert render_template_string(source) == "Firm directory"
+        assert render_template_string(source) == chinese
+    with app.app_context(), app.test_request_context("/?lang=en"):
+        g.page = "en"
+        assert render_template_string(source) == "Firm directory"
+        with force_locale("zh"):
+            assert render_template_string(source) == chinese
+        assert render_template_string(source) == "Firm directory"
+        refresh()  # the locale chosen again: the same request's language
+        assert render_template_string(source) == "Firm directory"
