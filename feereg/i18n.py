@@ -27,7 +27,10 @@ def translations():
     """flask_babel's get_translations(), remembered while the locale is the same object (a
     request's, or one force_locale sets and then restores). A template asks for it on every
     `_()`, 40–300 times a page, and flask_babel's own lookup walks `g` three times each."""
-    context = flask_babel._get_current_context()
+    # flask_babel's per-`g` namespace (a private function: without it, no remembering). The
+    # translation domain is taken as flask_babel's default one: feereg never sets another.
+    current_context = getattr(flask_babel, "_get_current_context", None)
+    context = current_context() if current_context is not None else None
     if context is None:
         return get_translations()
     locale = getattr(context, "babel_locale", None)

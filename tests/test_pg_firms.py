@@ -22,9 +22,17 @@ def test_a_term_matched_again_is_the_kept_answer_and_a_rename_makes_a_new_one():
 
 
 def test_the_kept_matches_are_bounded(monkeypatch):
-    monkeypatch.setattr(pg_firms, "MATCHES_KEPT", 3)
+    monkeypatch.setattr(pg_firms, "MATCHES_KEPT", 3 + pg_firms.ENTRY_COST)
     names = _names([(n, f"深圳物流{n}") for n in range(1, 4)])
     broad = parse("深圳").terms[0]
     assert len(names.match(broad)) == 3
     assert len(names.match(parse("物流").terms[0])) == 3  # over the bound: the kept ones are dropped
-    assert names._matched_size == 3 and list(names._matched) == [parse("物流").terms[0].pieces]
+    assert list(names._matched) == [parse("物流").terms[0].pieces]
+
+
+def test_terms_matching_no_firm_count_against_the_bound_too(monkeypatch):
+    monkeypatch.setattr(pg_firms, "MATCHES_KEPT", 10 * pg_firms.ENTRY_COST)
+    names = _names([(1, "深圳物流")])
+    for n in range(1000):  # words no firm holds, as anyone may type them
+        assert len(names.match(parse(f"nothing{n}").terms[0])) == 0
+    assert len(names._matched) <= 10

@@ -51,7 +51,11 @@ def many(session):
 
 def _both(q, filters, sort, page, per_page):
     backend = get_backend()
-    matches = backend.matches(parse(q))
+    if backend.name == "postgres":  # as a search gets them: firm ids in a read-only array
+        with backend.store.reading() as conn:
+            matches = backend.store.columns.current_and_matches(conn, parse(q).terms)[1]
+    else:
+        matches = backend.matches(parse(q))
     today = registry.today()
     columns = backend.store.search(matches, filters, sort, page, per_page, today)
     sql = backend.store.search_sql(matches, filters, sort, page, per_page, today)

@@ -17,6 +17,7 @@ backend checks it. tests/test_search_backends.py compares this with the tsvector
 """
 from __future__ import annotations
 
+import threading
 from array import array
 from functools import lru_cache
 
@@ -27,8 +28,10 @@ from .postings import intersect
 from .query import Term
 
 _EMPTY = np.zeros(0, dtype=np.int32)
-#: Firm ids a snapshot keeps of the terms it matched (8 bytes each: 32 MB at most).
+#: Firm ids a snapshot keeps of the terms it matched (8 bytes each: 32 MB at most), an
+#: entry counted as ENTRY_COST ids more (its key and array: a few hundred bytes).
 MATCHES_KEPT = 4_000_000
+ENTRY_COST = 64
 
 
 @lru_cache(maxsize=200_000)
@@ -64,6 +67,7 @@ class FirmNames:
         #: most names takes milliseconds to check phrase by phrase, and searches repeat.
         self._matched: dict[tuple, np.ndarray] = {}
         self._matched_size = 0
+        self._matched_lock = threading.Lock()  # a worker's warm-up thread searches too
 
     @classmethod
     def build(cls, rows) -> "FirmNames":
@@ -95,11 +99,15 @@ class FirmNames:
         if found is None:
             found = self._match(term)
             found.flags.writeable = False
-            if self._matched_size + len(found) > MATCHES_KEPT:
-                self._matched.clear()
-                self._matched_size = 0
-            self._matched[term.pieces] = found
-            self._matched_size += len(found)
+            # Counted with what an entry costs besides its ids: terms come from the public,
+            # and those matching no firm would otherwise be kept for nothing, without end.
+            cost = len(found) + ENTRY_COST
+            with self._matched_lock:
+                if self._matched_size + cost > MATCHES_KEPT:
+                    self._matched.clear()
+                    self._matched_size = 0
+                self._matched[term.pieces] = found
+                self._matched_size += cost
         return found
 
     def _match(self, term: Term) -> np.ndarray:
