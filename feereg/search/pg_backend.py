@@ -139,8 +139,7 @@ class PgBackend:
                 matches = self.store.columns.current_and_matches(conn, query.terms)[1]
         except DBAPIError as exc:
             raise SearchUnavailable(str(exc).splitlines()[0]) from exc
-        return [{kind: refs.tolist() if hasattr(refs, "tolist") else list(refs) for kind, refs in by_kind.items()}
-                for by_kind in matches]
+        return [{kind: pg_store.as_list(refs) for kind, refs in by_kind.items()} for by_kind in matches]
 
     def search(self, query: ParsedQuery, filters: dict, sort: str, page: int, per_page: int) -> SearchResult:
         try:

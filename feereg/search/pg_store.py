@@ -373,6 +373,11 @@ _ORDER = {"relevance": "score DESC, cny_cents, item_id", "amount": "cny_cents, i
           "amount_desc": "cny_cents DESC, item_id"}
 
 
+def as_list(refs) -> list:
+    """A term's refs as a plain list (firm ids come as a read-only array)."""
+    return refs.tolist() if isinstance(refs, np.ndarray) else list(refs)
+
+
 def search_sql(conn: Connection, matches: list[dict[str, list]], filters: dict[str, str], sort: str, page: int,
                per_page: int, today: date) -> tuple[list[Hit], int, dict]:
     """What the columns answer, in SQL over the span table: the reference the columns are
@@ -386,7 +391,7 @@ def search_sql(conn: Connection, matches: list[dict[str, list]], filters: dict[s
         for kind, refs in sorted(by_kind.items(), key=lambda kv: -KIND_WEIGHTS[kv[0]]):
             if len(refs):
                 name = f"t{number}{kind}"
-                params[name] = refs.tolist() if hasattr(refs, "tolist") else list(refs)  # firm ids: an array
+                params[name] = as_list(refs)
                 tests.append((_KIND_TESTS[kind].format(p=name), KIND_WEIGHTS[kind]))
         if not tests:
             return [], 0, {facet: [] for facet in FACETS}

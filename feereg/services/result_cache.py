@@ -51,9 +51,8 @@ class ResultCache:
         self._kept: OrderedDict[tuple, _Kept] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()
-        #: How results were served: "kept", "same basis" (kept, its basis checked) or "made".
-        self.served: Counter = Counter()
-        #: The same, per (how, the page's endpoint: the key's first part).
+        #: How results were served, per (how, the page's endpoint: the key's first part);
+        #: how is "kept", "same basis" (kept, its basis checked) or "made".
         self.served_by_page: Counter = Counter()
 
     def lookup(self, snap: snapshot_service.Snapshot, key: tuple) -> tuple[_Kept | None, bool]:
@@ -96,14 +95,12 @@ class ResultCache:
                 self._chars -= len(dropped.value)
 
     def count(self, how: str, key: tuple) -> None:
-        self.served[how] += 1
         self.served_by_page[how, key[0]] += 1
 
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
             self._chars = 0
-            self.served.clear()
             self.served_by_page.clear()
 
 
