@@ -180,6 +180,8 @@ def validator() -> tuple[str, datetime | None] | None:
     if state is None:
         return None
     token, changed = state
+    if shared_cache() is not None:
+        g.registry_token = token
     ours = current_app.extensions[_EXTENSION]
     digest = hashlib.sha256("\n".join((
         _code_digest(), ours["settings"], token, current_language(), today().isoformat(),
@@ -202,8 +204,16 @@ def _personal() -> bool:
     return bool(current_user.is_authenticated or session.get("_flashes"))
 
 
+def state_seen() -> str | None:
+    """The registry's state token this request read from Redis before its view ran, or None
+    (no Redis, Redis not answering, a page not validated). Two requests that saw the same
+    token saw no commit of public data between them, in any process."""
+    return g.get("registry_token")
+
+
 def _answer_if_unchanged():
     g.pop("http_validator", None)
+    g.pop("registry_token", None)
     if request.method not in ("GET", "HEAD") or request.endpoint not in CACHEABLE or request.routing_exception:
         return None
     # Before the view runs: rendering takes the flashed messages out of the session.

@@ -330,3 +330,42 @@ def test_writes_to_private_tables_leave_the_state_alone(redis_web):
     make_user("regulator")
     db.session.commit()  # a user account: private
     assert conditional(client, "/firms", etag).status_code == 304
+
+
+def test_pages_skip_the_snapshot_refresh_only_while_no_commit_renewed_the_state(redis_web, tmp_path, monkeypatch):
+    """A comparison page that read the state token from Redis spares the snapshot's
+    refresh while the token is unchanged; a publish committed through another app (another
+    worker: its own engine and snapshot) renews the token, and the next page shows it."""
+    from sqlalchemy import text
+
+    from feereg.services import snapshot
+
+    firm, user, _ = make_firm_item()
+    other = _app({**redis_web.config, "SEARCH_DIR": str(tmp_path / "other-search")})
+    try:
+        client = other.test_client()
+        assert "450" in client.get("/compare/DOC").get_data(as_text=True)
+        with other.app_context():
+            cache = snapshot.cache_of(db.session)
+        skipped = cache.skipped
+        assert "450" in client.get("/compare/DOC").get_data(as_text=True)
+        assert cache.skipped == skipped + 1  # nothing committed: no refresh read
+
+        second = make_firm(ports=("YANTIAN",))
+        publish(second, make_user("publisher", second), fee_type="DOC", amount="777")
+        db.session.commit()  # through the first app: the token is renewed
+        assert "777" in client.get("/compare/DOC").get_data(as_text=True)
+        assert cache.skipped == skipped + 1
+
+        # Written behind the application's back: no token renewal, so the skip is bounded
+        # in time (STATE_TRUSTED; here run out at once) and the next page sees it.
+        db.session.execute(text("UPDATE firm SET name_zh = '改名后的收费公司' WHERE id = :id"), {"id": second.id})
+        db.session.execute(text("INSERT INTO audit_event (at, action, subject_type, firm_id, detail, ip) "
+                                "VALUES (CURRENT_TIMESTAMP, 'firm.update', 'firm', :id, '{}', '')"),
+                           {"id": second.id})
+        db.session.commit()
+        monkeypatch.setattr(snapshot, "STATE_TRUSTED", 0.0)
+        assert "改名后的收费公司" in client.get("/compare/DOC").get_data(as_text=True)
+    finally:
+        with other.app_context():
+            db.engine.dispose()

@@ -134,8 +134,10 @@ class Columns:
 
     item_id: np.ndarray      # int64
     version_id: np.ndarray   # int64
-    firm_id: np.ndarray      # int32
-    gid: np.ndarray          # int32
+    #: Both index tables row by row (np.take, np.bincount): stored as intp, as those want
+    #: them, not converted on every search (a million-row copy each).
+    firm_id: np.ndarray      # intp
+    gid: np.ndarray          # intp
     cny: np.ndarray          # int64
     valid_from: np.ndarray   # int32 day number
     valid_until: np.ndarray  # int32 day number, 0 while open
@@ -162,7 +164,7 @@ class Columns:
             cny.append(r[5])
             gid.append(groups.of(r[6:]))
         arrays = [np.array(item_id, dtype=np.int64), np.array(version_id, dtype=np.int64),
-                  np.array(firm_id, dtype=np.int32), np.array(gid, dtype=np.int32), np.array(cny, dtype=np.int64),
+                  np.array(firm_id, dtype=np.intp), np.array(gid, dtype=np.intp), np.array(cny, dtype=np.int64),
                   np.array(vf, dtype=np.int32), np.array(vu, dtype=np.int32)]
         alive = np.ones(len(item_id), dtype=bool)
         if base is not None:  # the base's columns, then the changed items' new rows
@@ -313,7 +315,10 @@ class Columns:
         tiers = {}
         for s in np.unique(group_score[group_ok & (counts > 0)])[::-1]:
             tiers[int(s)] = int(counts[group_score == s].sum())
-        return self._by_tiers(tiers, lambda s: mask & self.per_row(group_score == s), skip, take)
+        if len(tiers) == 1:  # the one tier is all of the matches
+            return self._by_tiers(tiers, lambda s: mask, skip, take)
+        row_score = self.per_row(group_score)  # spread once, not once per tier
+        return self._by_tiers(tiers, lambda s: mask & (row_score == s), skip, take)
 
     def _ranked_items(self, mask, score, wanted) -> np.ndarray:
         skip, take = wanted

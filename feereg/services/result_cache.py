@@ -108,7 +108,7 @@ _cache = ResultCache()
 
 
 def kept(session: Session, key: tuple, fee_types, make: Callable[[snapshot_service.Snapshot], str],
-         basis: Callable[[snapshot_service.Snapshot], Hashable] | None = None) -> str:
+         basis: Callable[[snapshot_service.Snapshot], Hashable] | None = None, state: str | None = None) -> str:
     """The result under `key`: made by `make(snapshot)` unless one made since the last
     change of any of `fee_types` is kept. `make` reads the registry only through that
     snapshot and rows that the lineage covers (versions, their firms, the catalog).
@@ -120,10 +120,13 @@ def kept(session: Session, key: tuple, fee_types, make: Callable[[snapshot_servi
 
     fee_types None: the result also reads what the lineage does not follow (the search
     index: written after the commit by some backends, rebuilt by `feereg reindex`), so its
-    basis is always asked, and is the whole of what it read there."""
+    basis is always asked, and is the whole of what it read there.
+
+    state: the registry's state token the request read (http_cache.state_seen), which
+    spares the snapshot's refresh while it is unchanged."""
     if fee_types is None and basis is None:
         raise ValueError("a result kept for any fee type needs a basis")
-    snap = snapshot_service.current(session)
+    snap = snapshot_service.current(session, state)
     found, valid = _cache.lookup(snap, key)
     if valid:
         _cache.count("kept", key)

@@ -29,6 +29,12 @@ names one the snapshot does not know.
 A database emptied and filled again (tests, a restore) is recognised by the hash of the
 last version seen: versions are immutable, so if that id now holds another hash, the
 snapshot is rebuilt.
+
+A page that already read the registry's state token from Redis (http_cache: renewed
+after every commit that wrote public data, in every process) passes it in: while the
+token is the one the last refresh began under, no such commit has landed since, and the
+refresh's statement is skipped. Changes made behind the application's back (SQL by hand)
+renew no token, so the skip is trusted for STATE_TRUSTED seconds at most.
 """
 from __future__ import annotations
 
@@ -51,6 +57,9 @@ from ..models import AuditEvent, FeeItemVersion, Firm, FirmPort
 GAP_WAIT = 900
 #: Seconds between checks that the snapshot holds as many versions as the database.
 COUNT_CHECK_EVERY = 60
+#: Seconds a refresh is skipped for while the registry's state token stays the same: the
+#: bound on how long a change made outside the application goes unseen by the pages.
+STATE_TRUSTED = 2.0
 #: Audited actions that change what the snapshot holds of a firm.
 FIRM_ACTIONS = ("firm.register", "firm.create", "firm.update", "firm.suspend", "firm.reinstate",
                 "firms.load", "import.firms")
@@ -481,11 +490,24 @@ class SnapshotCache:
     def __init__(self):
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        #: The state token the last refresh began under, and when (monotonic).
+        self._state: str | None = None
+        self._refreshed = 0.0
+        #: Refreshes skipped on an unchanged state token (read by the tests).
+        self.skipped = 0
 
-    def current(self, engine: Engine) -> Snapshot:
+    def current(self, engine: Engine, state: str | None = None) -> Snapshot:
         with self._lock:
+            now = time.monotonic()
+            if (state is not None and state == self._state and self._snapshot is not None
+                    and now - self._refreshed < STATE_TRUSTED):
+                self.skipped += 1
+                return self._snapshot
             with engine.connect() as conn:
                 self._snapshot = _refresh(conn, self._snapshot)
+            # The token was read before this refresh began: a commit that renewed it since
+            # may be missing here, and its new token makes the next request refresh.
+            self._state, self._refreshed = state, now
             return self._snapshot
 
 
@@ -493,15 +515,26 @@ _caches: WeakKeyDictionary = WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
-def current(session: Session) -> Snapshot:
-    """The snapshot of the session's database, as of its latest commit."""
-    engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+def current(session: Session, state: str | None = None) -> Snapshot:
+    """The snapshot of the session's database, as of its latest commit.
+
+    state: the registry's state token this request read from Redis, if it did (see the
+    module's text); None always refreshes."""
+    return cache_of(session).current(_engine(session), state)
+
+
+def cache_of(session: Session) -> SnapshotCache:
+    engine = _engine(session)
     with _caches_lock:
         cache = _caches.get(engine)
         if cache is None:
             cache = _caches[engine] = SnapshotCache()
-    return cache.current(engine)
+    return cache
+
+
+def _engine(session: Session) -> Engine:
+    engine = session.get_bind()
+    return getattr(engine, "engine", engine)
 
 
 # --- reading the database -----------------------------------------------------------------

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 from flask import abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from .. import charts
+from .. import charts, http_cache
 from ..extensions import configured_limit, db, limiter
 from ..forms.shipper import CompareForm, PickFeeTypeForm, ShipmentForm
 from ..i18n import current_language
@@ -65,7 +65,8 @@ def compare(code: str):
         # must not be kept under that snapshot.
         key = result_key(lang) + (fee_type.name_zh, fee_type.name_en)
         content = result_cache.kept(db.session, key, {fee_type.code},
-                                    lambda snap: _comparison_content(fee_type, form, lang, marked, snap))
+                                    lambda snap: _comparison_content(fee_type, form, lang, marked, snap),
+                                    state=http_cache.state_seen())
     else:  # the form's errors, no table
         content = render_template("public/_compare_content.html", form=form, fee_type=fee_type, comparison=None,
                                   marked=marked)
@@ -111,7 +112,8 @@ def quote_results():
     results = result_cache.kept(
         db.session, result_key(lang), quote_service.fee_types_read(shipment),
         lambda snap: _quote_results(form, shipment, lang, more, per_category, snap),
-        basis=lambda snap: quote_service.quote_basis(snap, shipment, form.on.data, per_category=per_category))
+        basis=lambda snap: quote_service.quote_basis(snap, shipment, form.on.data, per_category=per_category),
+        state=http_cache.state_seen())
     return render_template("public/quote_results.html", results=Markup(results))
 
 

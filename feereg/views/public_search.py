@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from flask import render_template, request, url_for
 from markupsafe import Markup
 
+from .. import http_cache
 from ..extensions import configured_limit, db, limiter
 from ..forms.search import SearchForm
 from ..i18n import current_language
@@ -52,7 +53,8 @@ def search():
     # before the cache's snapshot, a name changed in between must not be kept under it.
     key = result_key(current_language()) + (catalog_digest(fee_types),)
     kept = result_cache.kept(db.session, key, None, content,
-                             basis=lambda _snapshot: (found.basis, search_service.shown_firms(db.session, found)))
+                             basis=lambda _snapshot: (found.basis, search_service.shown_firms(db.session, found)),
+                             state=http_cache.state_seen())
     return render_template("public/search.html", content=Markup(kept))
 
 
