@@ -3,6 +3,7 @@ follow the database exactly — other connections' commits, commits out of id or
 firm changes, an emptied database — and the quote ranking built on it must give the
 page that ranking every firm exactly gives."""
 import random
+from collections import Counter
 import time
 
 import numpy as np
@@ -353,6 +354,7 @@ def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(se
         return whole(*args, only=only, **kw)
 
     monkeypatch.setattr(quote_rank, "firm_scores", spy)
+    monkeypatch.setattr(quote_rank, "_reuse_counts", Counter())
 
     rng = random.Random(20261125)
     _random_registry(rng, admin)
@@ -380,3 +382,7 @@ def test_a_ranking_brought_up_to_date_firm_by_firm_equals_one_computed_afresh(se
     assert any(counts for counts, _ in (both(s)[1] for s in shipments))
     # The updates took the firm-by-firm path, for a firm or two each, not a full recompute.
     assert len(partial) >= 20 and max(partial) <= 2
+    # And the selection was kept where the changed firms stayed off the page, and made
+    # again where they were on it or got there: both paths, each equal to ranking afresh.
+    assert quote_rank._reuse_counts["selection kept"] >= 5
+    assert quote_rank._reuse_counts["selected again"] >= 5

@@ -17,7 +17,7 @@ rounding, so the page is exactly what ranking every firm in Python gives.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -37,6 +37,20 @@ class Ranking:
     counts: dict[str, int] = field(default_factory=dict)
     #: Snapshot positions of the versions that apply, of the firms that can be on the page.
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: The ids of those firms (sorted), and per category what another firm must beat to
+    #: join them (None: the category's every firm is on the page): see _still_ranked.
+    shown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cuts: dict[str, "_Cut | None"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """Who joins a category's page: a firm of a better tier (complete, where the last
+    firm within the page's count is incomplete), or of its tier with a lowest possible
+    total within `reach`, the highest possible total up to that last firm."""
+
+    last_incomplete: bool
+    reach: float
 
 
 @dataclass
@@ -78,10 +92,8 @@ def rank_firms(snap: Snapshot, shipment: rules.Shipment, on: date, table,
     process, computing again only the firms changed since (the same ranking, cheaper)."""
     categories = [c for c, found in expected.items() if found]
     if reuse:
-        scores = _reused_scores(snap, shipment, on, table, expected, categories)
-    else:
-        scores = firm_scores(snap, shipment, on, table, expected, categories)
-    return _select(snap, scores, categories, per_category)
+        return _reused_ranking(snap, shipment, on, table, expected, categories, per_category)
+    return _select(snap, firm_scores(snap, shipment, on, table, expected, categories), categories, per_category)
 
 
 def firm_scores(snap: Snapshot, shipment: rules.Shipment, on: date, table, expected: dict[str, list[rules.Expect]],
@@ -227,6 +239,7 @@ def _select(snap: Snapshot, scores: FirmScores, categories: list[str], per_categ
         ordered = in_category[np.lexsort((firms[in_category], score[in_category], incomplete[in_category]))]
         keep = np.zeros(len(ordered), dtype=bool)
         keep[:per_category] = True
+        ranking.cuts[c] = None
         if len(ordered) > per_category:
             cut = per_category - 1
             cut_incomplete = incomplete[ordered[cut]]
@@ -235,13 +248,40 @@ def _select(snap: Snapshot, scores: FirmScores, categories: list[str], per_categ
             reach = np.max((score + firm_slack)[ordered[same[same <= cut]]])
             keep |= incomplete[ordered] < cut_incomplete
             keep |= (incomplete[ordered] == cut_incomplete) & (score[ordered] - firm_slack[ordered] <= reach)
+            ranking.cuts[c] = _Cut(bool(cut_incomplete), float(reach))
         ranking.counts[c] = len(ordered)
         shown.append(firms[ordered[keep]])
     if shown:
         on_page = np.zeros(len(snap.firms.known), dtype=bool)
-        on_page[np.concatenate(shown)] = True
+        ranking.shown = np.sort(np.concatenate(shown)).astype(np.int64)
+        on_page[ranking.shown] = True
         ranking.positions = np.sort(scores.rows[on_page[scores.row_firm]])
     return ranking
+
+
+def _still_ranked(held: Ranking, old: FirmScores, fresh: FirmScores, changed: np.ndarray,
+                  snap: Snapshot) -> Ranking | None:
+    """`held` brought up to date after the firms `changed` (ids) were scored again as
+    `fresh`, or None when selecting again is needed: when one of them was on the page, or
+    now gets there (within a category's cut). Otherwise only the counts move: the firms
+    on the page, their rows and every cut stay as they were."""
+    if np.isin(changed, held.shown).any():
+        return None
+    texts = snap.vocab.category.texts
+    counts = dict(held.counts)
+    for code in old.category[np.isin(old.firms, changed)].tolist():
+        counts[texts[code]] -= 1
+    for code, score, slack, incomplete in zip(fresh.category.tolist(), fresh.score.tolist(),
+                                              fresh.slack.tolist(), fresh.incomplete.tolist()):
+        category = texts[code]
+        cut = held.cuts.get(category)
+        if cut is None:  # a category shown whole (or not shown at all) gains a firm
+            return None
+        # Ordered before the last firm on the page means within its reach too.
+        if incomplete < cut.last_incomplete or (incomplete == cut.last_incomplete and score - slack <= cut.reach):
+            return None
+        counts[category] += 1
+    return Ranking(counts, held.positions, held.shown, held.cuts)
 
 
 # --- reuse across snapshots -----------------------------------------------------------------
@@ -250,6 +290,8 @@ def _select(snap: Snapshot, scores: FirmScores, categories: list[str], per_categ
 REUSED_AT_MOST = 32
 _reused: "OrderedDict[tuple, tuple]" = OrderedDict()
 _reused_lock = threading.Lock()
+#: How firm-by-firm updates of a held selection went (read by the tests).
+_reuse_counts: Counter = Counter()
 
 
 def _reuse_key(shipment: rules.Shipment, on: date, table, expected: dict) -> tuple:
@@ -259,10 +301,11 @@ def _reuse_key(shipment: rules.Shipment, on: date, table, expected: dict) -> tup
             tuple((c, tuple(found)) for c, found in sorted(expected.items())))
 
 
-def _reused_scores(snap: Snapshot, shipment, on, table, expected, categories) -> FirmScores:
+def _reused_ranking(snap: Snapshot, shipment, on, table, expected, categories, per_category: int) -> Ranking:
     """A publish changes a firm or two; the figures of the tens of thousands of others
     that a shipment's ranking needs (~100 ms to compute at a million items) stay as they
-    were on the snapshot they were computed on."""
+    were on the snapshot they were computed on, and so, mostly, does the selection (a firm
+    far down the list changed: only a count moves)."""
     key = _reuse_key(shipment, on, table, expected)
     with _reused_lock:
         held = _reused.get(key)
@@ -270,22 +313,34 @@ def _reused_scores(snap: Snapshot, shipment, on, table, expected, categories) ->
             _reused.move_to_end(key)
     changed = None
     if held is not None:
-        lineage, generation, scores = held
+        lineage, generation, scores, rankings = held
         if lineage is snap.lineage and generation <= snap.generation:
             changed = snap.lineage.changed_since(generation, snap.generation)
+    ranking = None
     if changed is None:
         scores = firm_scores(snap, shipment, on, table, expected, categories)
+        rankings = {}
     elif changed:
         marked = np.zeros(len(snap.firms.known), dtype=bool)
         marked[[f for f in changed if f < len(marked)]] = True
         fresh = firm_scores(snap, shipment, on, table, expected, categories, only=marked)
+        if per_category in rankings:
+            ranking = _still_ranked(rankings[per_category], scores, fresh, np.flatnonzero(marked), snap)
+            _reuse_counts["selection kept" if ranking is not None else "selected again"] += 1
         scores = scores.replacing(marked, fresh)
+        rankings = {}
+    else:
+        ranking = rankings.get(per_category)
+    if ranking is None:
+        ranking = _select(snap, scores, categories, per_category)
+    rankings = {**rankings, per_category: ranking}
     with _reused_lock:
-        _reused[key] = (snap.lineage, snap.generation, scores)
+        _reused[key] = (snap.lineage, snap.generation, scores, rankings)
         _reused.move_to_end(key)
         while len(_reused) > REUSED_AT_MOST:
             _reused.popitem(last=False)
-    return scores
+    return ranking
+
 
 
 
