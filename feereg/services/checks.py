@@ -119,8 +119,10 @@ class CheckReport:
 
 # --- reading what the rules need -----------------------------------------------------------
 
-def context(session: Session, on: date | None = None) -> Context:
-    catalog = {ft.code: ft for ft in session.scalars(select(FeeType))}
+def context(session: Session, on: date | None = None, with_catalog: bool = True) -> Context:
+    """with_catalog False: for the rules that read no fee type (completeness, and the policy
+    notices in force), as a firm page's score does: the catalog is the larger read."""
+    catalog = {ft.code: ft for ft in session.scalars(select(FeeType))} if with_catalog else {}
     notices = session.scalars(select(PolicyNotice)).all()
     return Context.build(current_app.config, on or today(), catalog, notices)
 

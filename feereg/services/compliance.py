@@ -64,7 +64,7 @@ def score(session: Session, firm: Firm, on: date | None = None, schedule: list |
     on = on or today()
     if schedule is None:
         schedule = history.schedule_on(session, firm, on)
-    ctx = checks.context(session, on)
+    ctx = checks.context(session, on, with_catalog=False)  # the two parts below read no fee type
     result = Score(100, len(schedule))
     if not schedule:
         result.deductions.append(Deduction("completeness", COMPLETENESS_POINTS + CURRENCY_POINTS,

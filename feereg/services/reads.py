@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ..models import FeeItem, FeeItemVersion, Firm, FirmPort
 from . import history
@@ -62,7 +62,9 @@ def firm_directory(session: Session, category: str = "", port: str = "", q: str 
 
 
 def firm_by_code(session: Session, code: str) -> Firm | None:
-    return session.scalar(select(Firm).where(Firm.credit_code == code.strip().upper()))
+    """The firm with its ports (every page of a firm shows them): one statement, not two."""
+    return session.execute(select(Firm).options(joinedload(Firm.ports))
+                           .where(Firm.credit_code == code.strip().upper())).unique().scalar_one_or_none()
 
 
 def item_counts_by_firm(session: Session, firm_ids: list[int]) -> dict[int, int]:
