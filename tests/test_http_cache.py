@@ -369,3 +369,45 @@ def test_pages_skip_the_snapshot_refresh_only_while_no_commit_renewed_the_state(
     finally:
         with other.app_context():
             db.engine.dispose()
+
+
+def test_search_pages_reuse_the_catalog_names_only_while_no_commit_renewed_the_state(redis_web, tmp_path):
+    """The search page's fee type names are read again after a catalog load commits (the
+    token is renewed), and not on every page while nothing was committed."""
+    import csv
+
+    from sqlalchemy import event
+
+    from feereg.services import catalog
+
+    make_firm_item()
+    client = redis_web.test_client()
+    url = "/search?q=%E6%96%87%E4%BB%B6%E8%B4%B9&lang=en"  # 文件费
+    assert "Documentation fee" in client.get(url).get_data(as_text=True)
+    reads = []
+
+    def count_catalog_reads(conn, cursor, statement, *args):
+        if statement.splitlines()[0].strip() == "SELECT fee_type.code, fee_type.name_zh, fee_type.name_en":
+            reads.append(statement)  # fee_type_names' read
+
+    event.listen(db.engine, "before_cursor_execute", count_catalog_reads)
+    rows = catalog.read_catalog_file()
+    for row in rows:
+        if row["code"] == "DOC":
+            row["name_en"] = "Documentation fee, renamed"
+    path = tmp_path / "catalog.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    try:
+        client.get(url)
+        assert reads == []  # nothing committed since the first page: the names it read
+        assert catalog.load_catalog(db.session, path) == (0, 1)
+        db.session.commit()
+        assert "Documentation fee, renamed" in client.get(url).get_data(as_text=True)
+        assert len(reads) == 1
+    finally:  # the catalog is reference data, kept between tests
+        event.remove(db.engine, "before_cursor_execute", count_catalog_reads)
+        assert catalog.load_catalog(db.session) == (0, 1)
+        db.session.commit()

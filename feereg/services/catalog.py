@@ -4,17 +4,21 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+import time
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..codes import Code, split_list
 from ..models import FeeType
-from . import audit
+from . import audit, snapshot
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "data" / "fee_catalog.csv"
 
@@ -78,11 +82,28 @@ class Match:
     how: str
 
 
-def fee_type_names(session: Session) -> dict[str, Code]:
+def fee_type_names(session: Session, state: str | None = None) -> Mapping[str, Code]:
     """The catalog's names by code, read as plain rows (every search page asks: loading the
-    types as ORM objects cost more than the rest of the page's catalog use)."""
-    return {code: Code(code, zh, en)
-            for code, zh, en in session.execute(select(FeeType.code, FeeType.name_zh, FeeType.name_en))}
+    types as ORM objects cost more than the rest of the page's catalog use).
+
+    state: the registry's state token the request read (http_cache.state_seen). Names read
+    under the same token are used again, for snapshot.STATE_TRUSTED seconds at most: the
+    token is renewed by every commit that writes the catalog, as for the snapshot."""
+    engine = snapshot.engine_of(session)
+    now = time.monotonic()
+    if state is not None:
+        held = _names_kept.get(engine)
+        if held is not None and held[0] == state and now - held[1] < snapshot.STATE_TRUSTED:
+            return held[2]
+    names = MappingProxyType({code: Code(code, zh, en) for code, zh, en in
+                              session.execute(select(FeeType.code, FeeType.name_zh, FeeType.name_en))})
+    if state is not None:
+        _names_kept[engine] = (state, now, names)
+    return names
+
+
+#: Per database: (state token, when read, the names) of fee_type_names' last read.
+_names_kept: WeakKeyDictionary = WeakKeyDictionary()
 
 
 class CatalogIndex:

@@ -528,11 +528,11 @@ def current(session: Session, state: str | None = None) -> Snapshot:
 
     state: the registry's state token this request read from Redis, if it did (see the
     module's text); None always refreshes."""
-    return cache_of(session).current(_engine(session), state)
+    return cache_of(session).current(engine_of(session), state)
 
 
 def cache_of(session: Session) -> SnapshotCache:
-    engine = _engine(session)
+    engine = engine_of(session)
     with _caches_lock:
         cache = _caches.get(engine)
         if cache is None:
@@ -540,7 +540,8 @@ def cache_of(session: Session) -> SnapshotCache:
     return cache
 
 
-def _engine(session: Session) -> Engine:
+def engine_of(session: Session) -> Engine:
+    """The engine the session reads, as the per-database caches are keyed."""
     engine = session.get_bind()
     return getattr(engine, "engine", engine)
 

@@ -31,7 +31,7 @@ search_limit = limiter.shared_limit(configured_limit("SEARCH_RATE_LIMIT"), scope
 @search_limit
 def search():
     form = SearchForm(request.args)
-    fee_types = fee_type_names(db.session)
+    fee_types = fee_type_names(db.session, http_cache.state_seen())
     filters = search_service.clean_filters(request.args, set(fee_types))
     page = min(page_arg(), MAX_PAGE)
     found = None
