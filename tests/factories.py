@@ -56,3 +56,20 @@ def days(n: int) -> date:
 
 
 D = Decimal
+
+
+def catalog_file_with(path, code: str, **names):
+    """The fee catalog's CSV written to `path` with one type's fields changed (a rename)."""
+    import csv
+
+    from feereg.services import catalog
+
+    rows = catalog.read_catalog_file()
+    for row in rows:
+        if row["code"] == code:
+            row.update(names)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -21,7 +21,7 @@ from feereg.extensions import db
 from feereg.services import firms, registry
 
 from .conftest import IsolatedClient, _empty_tables, _test_config, login, post_form
-from .factories import make_firm, make_user, publish
+from .factories import catalog_file_with, make_firm, make_user, publish
 from .redis_support import delete_keys, redis_url_or_skip
 
 PAGES = ["/", "/firms", "/catalog", "/search?q=%E6%96%87%E4%BB%B6%E8%B4%B9", "/compare", "/compare/DOC",
@@ -374,8 +374,6 @@ def test_pages_skip_the_snapshot_refresh_only_while_no_commit_renewed_the_state(
 def test_search_pages_reuse_the_catalog_names_only_while_no_commit_renewed_the_state(redis_web, tmp_path):
     """The search page's fee type names are read again after a catalog load commits (the
     token is renewed), and not on every page while nothing was committed."""
-    import csv
-
     from sqlalchemy import event
 
     from feereg.services import catalog
@@ -391,15 +389,7 @@ def test_search_pages_reuse_the_catalog_names_only_while_no_commit_renewed_the_s
             reads.append(statement)  # fee_type_names' read
 
     event.listen(db.engine, "before_cursor_execute", count_catalog_reads)
-    rows = catalog.read_catalog_file()
-    for row in rows:
-        if row["code"] == "DOC":
-            row["name_en"] = "Documentation fee, renamed"
-    path = tmp_path / "catalog.csv"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = catalog_file_with(tmp_path / "catalog.csv", "DOC", name_en="Documentation fee, renamed")
     try:
         client.get(url)
         assert reads == []  # nothing committed since the first page: the names it read

@@ -9,7 +9,7 @@ import pytest
 from feereg.models import FeeItem, FeeType
 from feereg.services import catalog, firms, registry, result_cache, snapshot
 
-from .factories import D, days, make_firm, make_user, publish
+from .factories import D, catalog_file_with, days, make_firm, make_user, publish
 from .test_snapshot import _random_registry, random_change
 
 PAGES = [
@@ -114,17 +114,7 @@ def test_a_catalog_change_is_shown_at_once(session, admin, kept_and_fresh, app, 
     result_cache.clear()
     before = client_page(app, "/compare/THC?lang=en")
     assert before == client_page(app, "/compare/THC?lang=en")  # kept
-    rows = catalog.read_catalog_file()
-    for row in rows:
-        if row["code"] == "THC":
-            row["name_en"] = "Terminal handling, renamed"
-    path = tmp_path / "catalog.csv"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        import csv
-
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = catalog_file_with(tmp_path / "catalog.csv", "THC", name_en="Terminal handling, renamed")
     assert catalog.load_catalog(session, path) == (0, 1)
     session.commit()
     try:

@@ -342,8 +342,6 @@ def _reused_ranking(snap: Snapshot, shipment, on, table, expected, categories, p
     return ranking
 
 
-
-
 def _rates(snap: Snapshot, rows: np.ndarray, table) -> np.ndarray:
     """The rate to CNY per row as a float, NaN where none is configured."""
     codes = snap.versions.currency[rows]
