@@ -341,6 +341,7 @@ def test_pages_skip_the_snapshot_refresh_only_while_no_commit_renewed_the_state(
     from feereg.services import snapshot
 
     firm, user, _ = make_firm_item()
+    monkeypatch.setattr(snapshot, "STATE_TRUSTED", 600.0)  # a slow machine must not run it out
     other = _app({**redis_web.config, "SEARCH_DIR": str(tmp_path / "other-search")})
     try:
         client = other.test_client()
@@ -371,13 +372,15 @@ def test_pages_skip_the_snapshot_refresh_only_while_no_commit_renewed_the_state(
             db.engine.dispose()
 
 
-def test_search_pages_reuse_the_catalog_names_only_while_no_commit_renewed_the_state(redis_web, tmp_path):
+def test_search_pages_reuse_the_catalog_names_only_while_no_commit_renewed_the_state(redis_web, tmp_path,
+                                                                                    monkeypatch):
     """The search page's fee type names are read again after a catalog load commits (the
     token is renewed), and not on every page while nothing was committed."""
     from sqlalchemy import event
 
-    from feereg.services import catalog
+    from feereg.services import catalog, snapshot
 
+    monkeypatch.setattr(snapshot, "STATE_TRUSTED", 600.0)  # a slow machine must not run it out
     make_firm_item()
     client = redis_web.test_client()
     url = "/search?q=%E6%96%87%E4%BB%B6%E8%B4%B9&lang=en"  # 文件费

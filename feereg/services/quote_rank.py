@@ -256,6 +256,8 @@ def _select(snap: Snapshot, scores: FirmScores, categories: list[str], per_categ
         ranking.shown = np.sort(np.concatenate(shown)).astype(np.int64)
         on_page[ranking.shown] = True
         ranking.positions = np.sort(scores.rows[on_page[scores.row_firm]])
+    # Held per process and handed to every later quote of the shipment: read-only.
+    ranking.positions.flags.writeable = ranking.shown.flags.writeable = False
     return ranking
 
 
